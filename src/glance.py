@@ -1,0 +1,229 @@
+"""glance-api workload: packages, rendered configuration, database migration, service."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import distro
+import files
+from exceptions import WorkloadError
+from service import ServiceError, ServiceManager
+
+if TYPE_CHECKING:
+    from state import GlanceContext
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+DB_CA_PATH = "/etc/glance/db-client.ca"
+
+
+def oslo_escape(value: object) -> str:
+    """Escape a value for oslo.config, which expands `$name` (write `$$` for a dollar)."""
+    return str(value).replace("$", "$$")
+
+
+def render_template(name: str, **values: object) -> str:
+    """Render templates/<name> (jinja2 imported here: hooks that render nothing skip it)."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - ini files, not HTML
+    )
+    env.filters["oslo"] = oslo_escape
+    return env.get_template(name).render(**values)
+
+
+@dataclass
+class GlancePaths:
+    """Where glance's files live, under a root that tests may move."""
+
+    root: Path = Path("/")
+
+    def __call__(self, absolute: str) -> Path:
+        """Map an absolute path of the real system under root."""
+        return self.root / absolute.lstrip("/")
+
+    @property
+    def api_conf(self) -> Path:
+        """glance-api.conf."""
+        return self("/etc/glance/glance-api.conf")
+
+    @property
+    def db_ca(self) -> Path:
+        """CA the database provider sent, for TLS to MySQL."""
+        return self(DB_CA_PATH)
+
+    @property
+    def restart_marker(self) -> Path:
+        """Exists while written config has not yet been picked up by a restart."""
+        return self("/var/lib/charm/glance/restart-pending")
+
+
+@dataclass
+class GlanceWorkload:
+    """Install, configure and run glance-api. Takes a GlanceContext, never `ops`."""
+
+    paths: GlancePaths = field(default_factory=GlancePaths)
+    services: ServiceManager = field(default_factory=ServiceManager)
+    user: str = distro.GLANCE_USER
+    group: str = distro.GLANCE_GROUP
+    config_owner: str = "root"
+
+    # ---- packages -------------------------------------------------------------------------
+    def installed_version(self) -> str | None:
+        """Installed version of glance-api, None when it is not installed."""
+        try:
+            result = subprocess.run(
+                ["dpkg-query", "-W", "-f=${Status}\t${Version}", "glance-api"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )
+        except FileNotFoundError:
+            return None
+        status, _, version = result.stdout.partition("\t")
+        return version if result.returncode == 0 and status.endswith(" installed") else None
+
+    def install(self, origin: str) -> None:
+        """Add the archive `openstack-origin` names (if any) and install glance-api."""
+        from charmlibs import apt
+
+        try:
+            archive = distro.archive_for_origin(origin)
+            if archive is not None:
+                if archive.keyring_package:
+                    apt.add_package(archive.keyring_package, update_cache=True)
+                apt.RepositoryMapping().add(
+                    apt.DebianRepository.from_repo_line(archive.line, write_file=False)
+                )
+            apt.add_package(list(distro.GLANCE_PACKAGES), update_cache=True)
+        except (apt.Error, subprocess.CalledProcessError, ValueError, OSError) as err:
+            logger.error("package installation failed: %s", err)
+            raise WorkloadError("Package installation failed; will retry") from err
+
+    # ---- configuration --------------------------------------------------------------------
+    def render(self, ctx: GlanceContext, version: str | None) -> list[files.FileSpec]:
+        """Render every glance file for this context (nothing is written here)."""
+        profile = distro.release_profile(distro.release_for_version(version or ""))
+        ca_path = DB_CA_PATH if ctx.database.ssl_ca else None
+        conf = render_template(
+            "glance-api.conf.j2",
+            ctx=ctx,
+            profile=profile,
+            bind_host="::" if ctx.config.prefer_ipv6 else "0.0.0.0",
+            database_url=ctx.database.connection_url(ca_path),
+            expose_locations=ctx.config.expose_image_locations and ctx.default_store == "ceph",
+            lock_path="/var/lib/glance/lock",
+            staging_dir="/var/lib/glance/staging/",
+            tasks_dir="/var/lib/glance/tasks_work_dir/",
+        )
+        specs = [self._spec(self.paths.api_conf, conf.encode())]
+        if ctx.database.ssl_ca:
+            specs.append(self._spec(self.paths.db_ca, ctx.database.ssl_ca.encode(), 0o644))
+        return specs
+
+    def _spec(self, path: Path, content: bytes, mode: int = 0o640) -> files.FileSpec:
+        return files.FileSpec(path, content, mode, self.config_owner, self.group)
+
+    def managed_paths(self) -> list[Path]:
+        """Every file this workload may write (so obsolete ones can be removed)."""
+        return [self.paths.api_conf, self.paths.db_ca]
+
+    def ensure_dirs(self, ctx: GlanceContext) -> None:
+        """Create the store and working directories, owned by glance."""
+        for absolute in (
+            ctx.config.filesystem_store_datadir, "/var/lib/glance/lock",
+            "/var/lib/glance/staging/", "/var/lib/glance/tasks_work_dir/",
+        ):
+            files.ensure_dir(self.paths(absolute), 0o750, self.user, self.group)
+
+    def configure(self, ctx: GlanceContext, version: str | None) -> bool:
+        """Write the files whose bytes changed, remove obsolete ones; return whether any did.
+
+        Everything is rendered before the first write, so a rendering error writes nothing.
+        A marker is set before writing and cleared after the restart, so a hook that dies
+        in between still restarts glance-api next time.
+        """
+        specs = self.render(ctx, version)
+        self.ensure_dirs(ctx)
+        wanted = {spec.path for spec in specs}
+        pending = [spec for spec in specs if not files.is_current(spec)]
+        obsolete = [p for p in self.managed_paths() if p not in wanted and p.exists()]
+        if not pending and not obsolete:
+            return False
+        self.mark_restart_needed()
+        for spec in pending:
+            files.write(spec)
+            logger.info("wrote %s", spec.path)
+        for path in obsolete:
+            files.remove(path)
+            logger.info("removed %s", path)
+        return True
+
+    def mark_restart_needed(self) -> None:
+        """Remember that glance-api must restart to pick up new files."""
+        marker = self.paths.restart_marker
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker.touch()
+
+    def restart_needed(self) -> bool:
+        """Whether written config still waits for a restart."""
+        return self.paths.restart_marker.exists()
+
+    # ---- database -------------------------------------------------------------------------
+    def db_sync(self) -> None:
+        """Run `glance-manage db_sync` as the glance user (migrations are idempotent)."""
+        cmd = ["runuser", "-u", self.user, "--", "glance-manage", "--config-file",
+               "/etc/glance/glance-api.conf", "db_sync"]
+        logger.info("running glance-manage db_sync")
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        if result.returncode != 0:
+            # glance-manage errors can quote the connection URL: log only the exit code.
+            logger.error("glance-manage db_sync failed with exit code %s", result.returncode)
+            raise WorkloadError("Database migration (glance-manage db_sync) failed; will retry")
+
+    # ---- service --------------------------------------------------------------------------
+    def ensure_running(self, restart: bool) -> bool:
+        """Restart when config changed (or a restart is still owed), start when stopped.
+
+        Returns whether the service was (re)started.
+        """
+        try:
+            if restart or self.restart_needed():
+                self.services.restart(distro.GLANCE_SERVICE)
+                self.paths.restart_marker.unlink(missing_ok=True)
+                return True
+            if not self.services.is_running(distro.GLANCE_SERVICE):
+                self.services.start(distro.GLANCE_SERVICE)
+                return True
+        except ServiceError as err:
+            raise WorkloadError("glance-api failed to start; see its log") from err
+        return False
+
+    def stop(self) -> None:
+        """Stop glance-api."""
+        self.services.stop(distro.GLANCE_SERVICE)
+
+    def is_running(self) -> bool:
+        """Whether glance-api runs."""
+        return self.services.is_running(distro.GLANCE_SERVICE)
+
+    def healthy(self, port: int, timeout: float = 2.0) -> bool:
+        """Whether the API answers /healthcheck on loopback."""
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - fixed http URL on loopback
+                f"http://127.0.0.1:{port}/healthcheck", timeout=timeout
+            ) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False

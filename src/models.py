@@ -1,0 +1,109 @@
+"""Typed values read from relations: the workload's vocabulary, free of `ops`."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+DEFAULT_MYSQL_PORT = 3306
+
+
+def url_host(host: str) -> str:
+    """Return a host for a URL: IPv6 literals in brackets, everything else as is."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    except ValueError:
+        pass
+    return host
+
+
+def _no_controls(value: str) -> str:
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise ValueError("contains control characters")
+    return value
+
+
+class Frozen(BaseModel):
+    """Base for immutable models."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseInfo(Frozen):
+    """Where and as whom glance connects to MySQL."""
+
+    endpoint: str = Field(description="relation the data came from")
+    host: str = Field(min_length=1, max_length=255)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str = Field(min_length=1, max_length=255)
+    password: SecretStr
+    name: str = Field(min_length=1, max_length=64)
+    ssl_ca: str | None = None
+
+    _check_text = field_validator("host", "user", "name")(_no_controls)
+
+    @field_validator("password")
+    @classmethod
+    def _password_ok(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("empty")
+        _no_controls(value.get_secret_value())
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host_ok(cls, value: str) -> str:
+        if any(char in value for char in "/@?# "):
+            raise ValueError("not a host name or address")
+        return value
+
+    def connection_url(self, ssl_ca_path: str | None = None) -> str:
+        """Return the SQLAlchemy URL for `[database] connection` (password included)."""
+        user = quote(self.user, safe="")
+        password = quote(self.password.get_secret_value(), safe="")
+        netloc = url_host(self.host)
+        if self.port is not None and self.port != DEFAULT_MYSQL_PORT:
+            netloc = f"{netloc}:{self.port}"
+        url = f"mysql+pymysql://{user}:{password}@{netloc}/{quote(self.name, safe='')}"
+        if self.ssl_ca and ssl_ca_path:
+            url += f"?ssl_ca={ssl_ca_path}"
+        return url
+
+
+class IdentityCredentials(Frozen):
+    """Glance's service credentials and the Keystone URLs keystone handed over."""
+
+    auth_url: str
+    www_authenticate_uri: str
+    username: str = Field(min_length=1)
+    password: SecretStr
+    project_name: str = Field(min_length=1)
+    project_domain_name: str = Field(min_length=1)
+    user_domain_name: str = Field(min_length=1)
+    project_domain_id: str | None = None
+    user_domain_id: str | None = None
+    region: str | None = None
+
+    _check_text = field_validator(
+        "auth_url", "www_authenticate_uri", "username", "project_name",
+        "project_domain_name", "user_domain_name",
+    )(_no_controls)
+
+    @field_validator("password")
+    @classmethod
+    def _password_ok(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("empty")
+        _no_controls(value.get_secret_value())
+        return value
+
+
+class Endpoints(Frozen):
+    """The three Keystone endpoint URLs of this service."""
+
+    public: str
+    internal: str
+    admin: str

@@ -1,0 +1,1 @@
+"""Relation adapters: raw relation data in, small typed objects out (and back)."""

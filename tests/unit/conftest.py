@@ -1,0 +1,163 @@
+"""Harness set-up: the real charm and workload code, with files under a temp root.
+
+Only the edges that need a real machine are replaced: the service manager records calls
+instead of running `service`, apt/dpkg/glance-manage are recorded, and files land under
+tmp_path with the test user's owner and group. Rendering, comparing, atomic writes,
+restart decisions and relation handling are the production code.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ops
+import ops.testing
+import pytest
+
+from charm import GlanceCharm
+from glance import GlancePaths, GlanceWorkload
+from tests.fixtures import load
+
+GLANCE_VERSION = "2:25.1.0-2+deb12u5"
+
+
+@dataclass
+class FakeServices:
+    """Records service actions; tracks which services run."""
+
+    running: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    fail_on: set[str] = field(default_factory=set)
+
+    def _act(self, action: str, name: str) -> None:
+        from service import ServiceError
+
+        self.calls.append((action, name))
+        if action in self.fail_on:
+            raise ServiceError(f"{action} {name} failed")
+
+    def start(self, name: str) -> None:
+        self._act("start", name)
+        self.running.add(name)
+
+    def stop(self, name: str) -> None:
+        self._act("stop", name)
+        self.running.discard(name)
+
+    def restart(self, name: str) -> None:
+        self._act("restart", name)
+        self.running.add(name)
+
+    def reload(self, name: str) -> None:
+        self._act("reload", name)
+
+    def is_running(self, name: str) -> bool:
+        return name in self.running
+
+    def count(self, action: str, name: str = "glance-api") -> int:
+        return self.calls.count((action, name))
+
+
+@dataclass
+class RecordingWorkload(GlanceWorkload):
+    """The real workload, with apt, dpkg-query and glance-manage recorded."""
+
+    version: str | None = GLANCE_VERSION
+    installs: list[str] = field(default_factory=list)
+    db_syncs: int = 0
+    install_error: Exception | None = None
+
+    def installed_version(self) -> str | None:
+        return self.version
+
+    def install(self, origin: str) -> None:
+        self.installs.append(origin)
+        if self.install_error is not None:
+            raise self.install_error
+        self.version = GLANCE_VERSION
+
+    def db_sync(self) -> None:
+        self.db_syncs += 1
+
+
+def make_workload(root: Path) -> RecordingWorkload:
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    return RecordingWorkload(
+        paths=GlancePaths(root), services=FakeServices(),  # type: ignore[arg-type]
+        user=user, group=group, config_owner=user,
+    )
+
+
+class GlanceHarness:
+    """Harness plus shortcuts for the relations glance has."""
+
+    def __init__(self, harness: ops.testing.Harness[GlanceCharm], root: Path) -> None:
+        self.harness = harness
+        self.root = root
+
+    @property
+    def charm(self) -> GlanceCharm:
+        return self.harness.charm
+
+    @property
+    def workload(self) -> RecordingWorkload:
+        return self.harness.charm.workload  # type: ignore[return-value]
+
+    @property
+    def services(self) -> FakeServices:
+        return self.workload.services  # type: ignore[return-value]
+
+    @property
+    def conf_path(self) -> Path:
+        return self.root / "etc/glance/glance-api.conf"
+
+    def add_fixture(self, name: str, units: int | None = None,
+                    override: dict[str, Any] | None = None) -> int:
+        data = load(name)
+        rel_id = self.harness.add_relation(data["endpoint"], data["remote_app"])
+        if data["remote_app_data"]:
+            self.harness.update_relation_data(rel_id, data["remote_app"], data["remote_app_data"])
+        for index, (unit, bag) in enumerate(sorted(data["remote_units_data"].items())):
+            if units is not None and index >= units:
+                break
+            self.harness.add_relation_unit(rel_id, unit)
+            bag = {**bag, **(override or {})}
+            self.harness.update_relation_data(rel_id, unit, bag)
+        return rel_id
+
+    def status(self) -> ops.StatusBase:
+        self.harness.evaluate_status()
+        return self.harness.model.unit.status
+
+    def event(self) -> None:
+        """Fire a no-op event the way Juju would (one hook)."""
+        self.harness.charm.on.update_status.emit()
+
+    def conf(self) -> Any:
+        import configparser
+
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(self.conf_path.read_text())
+        return parser
+
+
+@pytest.fixture
+def gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlanceHarness]:
+    root = tmp_path / "root"
+    monkeypatch.setattr(GlanceCharm, "workload_factory", staticmethod(lambda: make_workload(root)))
+    harness = ops.testing.Harness(GlanceCharm)
+    harness.add_network("10.5.0.100")
+    harness.set_leader(True)
+    harness.add_relation("cluster", "glance")
+    harness.begin()
+    wrapped = GlanceHarness(harness, root)
+    yield wrapped
+    harness.cleanup()
+
