@@ -21,6 +21,7 @@ from pydantic import (
     StrictStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 API_VERSION = 1
@@ -188,6 +189,12 @@ class BrokerRequest(BaseModel):
 
     ops: list[BrokerOp]
     request_id: str
+
+    @model_validator(mode="after")
+    def _id_matches_ops(self) -> BrokerRequest:
+        if self.request_id != ops_request_id(self.ops):
+            raise ValueError("request_id must be the sha1 of the ops")
+        return self
 
     @classmethod
     def from_ops(cls, ops: list[BrokerOp]) -> BrokerRequest:

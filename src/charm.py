@@ -7,10 +7,13 @@ import logging
 from typing import TYPE_CHECKING
 
 import ops
-from opslib.mysql import MySQLClient
 
 from exceptions import (
-    BlockedError, GlanceCharmError, RelationNotReadyError, WaitingError, WorkloadError,
+    BlockedError,
+    GlanceCharmError,
+    RelationNotReadyError,
+    WaitingError,
+    WorkloadError,
 )
 from glance import GlanceWorkload
 from relations import identity, image_service, mysql_client, peers, shared_db
@@ -23,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 READY_MESSAGE = "Unit is ready"
 RELATION_ENDPOINTS = (
-    "shared-db", "database", "identity-service", "image-service", "cluster", "amqp",
+    "shared-db", "database", "db", "identity-service", "image-service", "cluster", "amqp",
     "object-store", "ceph", "ha", "certificates", "cinder-volume-service", "storage-backend",
 )
 
@@ -38,26 +41,21 @@ class GlanceCharm(ops.CharmBase):
         self.workload = self.workload_factory()
         self._problem: GlanceCharmError | None = None
         self._reconciled = False
-        # `db` (legacy mysql) events come through ops-lib-mysql.
-        self.legacy_db = MySQLClient(self, "db")
         observe = self.framework.observe
         for event in (
             self.on.install, self.on.upgrade_charm, self.on.config_changed,
             self.on.update_status, self.on.leader_elected, self.on.secret_changed,
-            self.legacy_db.on.database_changed,
-            self.on["db"].relation_joined, self.on["db"].relation_departed,
         ):
             observe(event, self._on_event)
         for name in RELATION_ENDPOINTS:
-            for kind in ("relation_joined", "relation_changed", "relation_departed",
+            for kind in ("relation_created", "relation_joined", "relation_changed",
+                         "relation_departed",
                          "relation_broken"):
                 observe(getattr(self.on[name], kind), self._on_event)
         observe(self.on.collect_unit_status, self._on_collect_status)
 
     # ---- events ---------------------------------------------------------------------------
     def _on_event(self, event: ops.EventBase) -> None:
-        # Each hook fires exactly one observed event (the `db` endpoint's changed/broken come
-        # through ops-lib-mysql's database_changed instead of being observed directly).
         self._reconciled = True
         self._problem = None
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ def archive_for_origin(origin: str) -> Archive | None:
     """Translate `openstack-origin` into an apt source; None for `distro`.
 
     Raises:
-        ValueError: the value is none of distro, cloud:<series>-<release>[/pocket], deb ..., ppa:...
+        ValueError: not one of distro, cloud:<series>-<release>[/pocket], deb ..., ppa:...
     """
     origin = origin.strip()
     if origin == "distro":
@@ -52,8 +53,6 @@ def archive_for_origin(origin: str) -> Archive | None:
 
 def has_systemd() -> bool:
     """Whether systemd runs this machine (the Ubuntu target) or not (containers, this CI)."""
-    import os
-
     return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
 
 

@@ -120,7 +120,7 @@ class GlanceWorkload:
             "glance-api.conf.j2",
             ctx=ctx,
             profile=profile,
-            bind_host="::" if ctx.config.prefer_ipv6 else "0.0.0.0",
+            bind_host="::" if ctx.config.prefer_ipv6 else "0.0.0.0",  # noqa: S104
             database_url=ctx.database.connection_url(ca_path),
             expose_locations=ctx.config.expose_image_locations and ctx.default_store == "ceph",
             lock_path="/var/lib/glance/lock",
@@ -221,7 +221,7 @@ class GlanceWorkload:
     def healthy(self, port: int, timeout: float = 2.0) -> bool:
         """Whether the API answers /healthcheck on loopback."""
         try:
-            with urllib.request.urlopen(  # noqa: S310 - fixed http URL on loopback
+            with urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/healthcheck", timeout=timeout
             ) as response:
                 return bool(response.status == 200)

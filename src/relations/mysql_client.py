@@ -40,7 +40,7 @@ def _credentials(model: ops.Model, bag: ops.RelationDataContent) -> tuple[str, s
 
 def _primary(raw: str) -> tuple[str, int | None] | None:
     """Split the first `host:port` of `endpoints` (IPv6 may be bracketed)."""
-    first = raw.split(",")[0].strip()
+    first = raw.split(",", maxsplit=1)[0].strip()
     host, sep, port = first.rpartition(":")
     if not sep or not host:
         return first, None

@@ -15,9 +15,9 @@ REQUIRED_KEYS = ("database", "host", "user", "password")
 def read(relation: ops.Relation) -> DatabaseInfo | None:
     """Return connection data once a provider unit sent the four keys glance needs.
 
-    ops-lib-mysql (which drives this endpoint's events) also insists on `port` and
-    `root_password`; classic cs:mysql sends neither and glance needs neither, so the
-    completeness rule here is the four keys only.
+    ops-lib-mysql reads the same keys but also insists on `port` and `root_password`
+    (classic cs:mysql sends neither; glance needs neither) and raises out of the hook on a
+    non-integer port, so it is the test-time reference for this adapter, not its engine.
     """
     bag = first_bag_with(relation, REQUIRED_KEYS)
     if bag is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 
 import ops
 from pydantic import ValidationError
@@ -24,19 +25,19 @@ def publish_request(
     )
 
 
-def _password(bag: ops.RelationDataContent | dict[str, str], username: str) -> str | None:
+def _password(bag: Mapping[str, str], username: str) -> str | None:
     """Read the password under the key the provider used (plain or username-prefixed)."""
     return clean(bag.get("password")) or clean(bag.get(f"{username}_password"))
 
 
-def _port(bag: object, endpoint: str) -> int | None:
-    raw = clean(bag.get("db_port")) if hasattr(bag, "get") else None
+def _port(bag: Mapping[str, str]) -> int | None:
+    raw = clean(bag.get("db_port"))
     if raw is None:
         return None
     try:
         return int(raw)
     except ValueError:
-        log_bad_key(endpoint, "db_port", "not an integer")
+        log_bad_key(ENDPOINT, "db_port", "not an integer")
         return None
 
 
@@ -71,7 +72,9 @@ def allowed_units(relation: ops.Relation) -> list[str] | None:
     return [str(item) for item in listed]
 
 
-def read(relation: ops.Relation, unit_name: str, username: str, database: str) -> DatabaseInfo | None:
+def read(
+    relation: ops.Relation, unit_name: str, username: str, database: str
+) -> DatabaseInfo | None:
     """Return connection data once db_host and password are there and this unit is allowed."""
     bag = first_bag_with(relation, ["db_host"])
     if bag is None:
@@ -86,7 +89,7 @@ def read(relation: ops.Relation, unit_name: str, username: str, database: str) -
         return DatabaseInfo(
             endpoint=ENDPOINT,
             host=clean(bag.get("db_host")) or "",
-            port=_port(bag, ENDPOINT),
+            port=_port(bag),
             user=username,
             password=password,  # type: ignore[arg-type]
             name=database,

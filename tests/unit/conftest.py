@@ -128,8 +128,7 @@ class GlanceHarness:
             if units is not None and index >= units:
                 break
             self.harness.add_relation_unit(rel_id, unit)
-            bag = {**bag, **(override or {})}
-            self.harness.update_relation_data(rel_id, unit, bag)
+            self.harness.update_relation_data(rel_id, unit, {**bag, **(override or {})})
         return rel_id
 
     def status(self) -> ops.StatusBase:
