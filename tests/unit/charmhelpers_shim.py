@@ -109,10 +109,8 @@ def _stub_platform_dependencies() -> None:
     try:
         importlib.import_module("distutils.version")
     except ImportError:  # Python >= 3.12
-        from looseversion import LooseVersion  # type: ignore[import-not-found]
-
         version = types.ModuleType("distutils.version")
-        version.__dict__["LooseVersion"] = LooseVersion
+        version.__dict__["LooseVersion"] = importlib.import_module("looseversion").LooseVersion
         sys.modules.setdefault("distutils", types.ModuleType("distutils"))
         sys.modules["distutils.version"] = version
 

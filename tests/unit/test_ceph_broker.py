@@ -521,3 +521,21 @@ def test_select_prefers_unit_key_like_charmhelpers() -> None:
     assert legacy is not None and legacy.succeeded
     assert select_broker_response("", json.dumps({"exit-code": 0, "request-id": RID}), RID) is None
     assert select_broker_response(None, None, RID) is None
+
+
+def test_shim_blocks_apt() -> None:
+    charmhelpers_shim.load_charmhelpers()
+    import charmhelpers.contrib.network.ip as ch_ip
+    import charmhelpers.fetch as ch_fetch
+
+    with pytest.raises(charmhelpers_shim.AptBlockedError):
+        ch_fetch.apt_install(["python3-netifaces"], fatal=True)
+    with pytest.raises(charmhelpers_shim.AptBlockedError):
+        ch_ip.apt_update(fatal=True)
+
+
+def test_request_id_cannot_disagree_with_ops() -> None:
+    ops = build_ops(CephPoolOptions())
+    with pytest.raises(ValueError, match="sha1"):
+        BrokerRequest(ops=ops, request_id="0" * 40)
+    assert BrokerRequest(ops=ops, request_id=ops_request_id(ops)) == BrokerRequest.from_ops(ops)
