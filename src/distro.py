@@ -34,7 +34,7 @@ def archive_for_origin(origin: str) -> Archive | None:
     """Translate `openstack-origin` into an apt source; None for `distro`.
 
     Raises:
-        ValueError: not one of distro, cloud:<series>-<release>[/pocket], deb ..., ppa:...
+        ValueError: not one of distro, cloud:<series>-<release>[/pocket], deb ...
     """
     origin = origin.strip()
     if origin == "distro":
@@ -45,8 +45,6 @@ def archive_for_origin(origin: str) -> Archive | None:
         suite = f"{match['series']}-{pocket}/{match['release']}"
         return Archive(f"deb {CLOUD_ARCHIVE_URI} {suite} main", CLOUD_ARCHIVE_KEYRING_PACKAGE)
     if re.match(r"^deb(-src)? (\[[^\]]*\] )?https?://\S+ \S+( \S+)*$", origin):
-        return Archive(origin)
-    if re.match(r"^ppa:[a-z0-9.+-]+/[a-z0-9.+-]+$", origin):
         return Archive(origin)
     raise ValueError("unknown origin")
 

@@ -1,0 +1,185 @@
+"""Workload edges: apt, dpkg-query, glance-manage, service commands, atomic files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import distro
+import files
+import glance
+from exceptions import WorkloadError
+from service import ServiceError, ServiceManager
+
+
+class Recorder:
+    def __init__(self, returncode: int = 0, stdout: str = "") -> None:
+        self.cmds: list[list[str]] = []
+        self.returncode = returncode
+        self.stdout = stdout
+
+    def __call__(self, cmd: list[str], **_: object) -> SimpleNamespace:
+        self.cmds.append(cmd)
+        return SimpleNamespace(returncode=self.returncode, stdout=self.stdout, stderr="boom")
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    recorder = Recorder()
+    monkeypatch.setattr(subprocess, "run", recorder)
+    return recorder
+
+
+@pytest.mark.parametrize(("systemd", "expected"), [
+    (True, ["systemctl", "restart", "glance-api"]),
+    (False, ["service", "glance-api", "restart"]),
+])
+def test_service_commands(run: Recorder, systemd: bool, expected: list[str]) -> None:
+    ServiceManager(systemd=systemd).restart("glance-api")
+    assert run.cmds == [expected]
+
+
+def test_service_status_and_failure(run: Recorder) -> None:
+    manager = ServiceManager(systemd=False)
+    assert manager.is_running("haproxy")
+    assert run.cmds[-1] == ["service", "haproxy", "status"]
+    run.returncode = 3
+    assert not manager.is_running("haproxy")
+    with pytest.raises(ServiceError):
+        manager.start("haproxy")
+    manager.enable("haproxy")  # SysV: nothing to do
+    assert run.cmds[-1] == ["service", "haproxy", "start"]
+    systemd = ServiceManager(systemd=True)
+    run.returncode = 0
+    systemd.enable("haproxy")
+    systemd.stop("haproxy")
+    systemd.reload("haproxy")
+    assert run.cmds[-3:] == [["systemctl", "enable", "haproxy"], ["systemctl", "stop", "haproxy"],
+                            ["systemctl", "reload", "haproxy"]]
+
+
+def test_installed_version(run: Recorder) -> None:
+    workload = glance.GlanceWorkload()
+    run.stdout = "install ok installed\t2:25.1.0-2"
+    assert workload.installed_version() == "2:25.1.0-2"
+    run.stdout = "deinstall ok config-files\t2:25.1.0-2"
+    assert workload.installed_version() is None
+    run.returncode = 1
+    assert workload.installed_version() is None
+
+
+def test_db_sync_runs_as_glance_and_hides_output(run: Recorder, caplog) -> None:
+    workload = glance.GlanceWorkload()
+    workload.db_sync()
+    assert run.cmds[0][:4] == ["runuser", "-u", "glance", "--"]
+    assert run.cmds[0][-1] == "db_sync"
+    run.returncode = 1
+    run.stdout = "mysql+pymysql://glance:SECRET@db/glance"
+    with pytest.raises(WorkloadError):
+        workload.db_sync()
+    assert "SECRET" not in caplog.text
+
+
+def test_install_distro_and_cloud_archive(monkeypatch: pytest.MonkeyPatch) -> None:
+    from charmlibs import apt
+
+    added: list[object] = []
+    repos: list[str] = []
+    monkeypatch.setattr(apt, "add_package", lambda names, **_: added.append(names))
+
+    def add(_self: object, repo: apt.DebianRepository, **_: object) -> None:
+        repos.append(f"{repo.repotype} {repo.uri} {repo.release} {' '.join(repo.groups)}")
+
+    monkeypatch.setattr(apt.RepositoryMapping, "__init__", lambda _self: None)
+    monkeypatch.setattr(apt.RepositoryMapping, "add", add)
+    workload = glance.GlanceWorkload()
+    workload.install("distro")
+    assert added == [list(distro.GLANCE_PACKAGES)] and repos == []
+    workload.install("cloud:noble-epoxy")
+    assert added[1] == "ubuntu-cloud-keyring"
+    assert repos == ["deb http://ubuntu-cloud.archive.canonical.com/ubuntu "
+                     "noble-updates/epoxy main"]
+
+
+def test_install_failure_is_workload_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from charmlibs import apt
+
+    def fail(*_: object, **__: object) -> None:
+        raise apt.PackageError("Failed to install packages: glance-api")
+
+    monkeypatch.setattr(apt, "add_package", fail)
+    with pytest.raises(WorkloadError, match="Package installation failed"):
+        glance.GlanceWorkload().install("distro")
+
+
+def test_healthy_against_a_local_server() -> None:
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthcheck" else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        workload = glance.GlanceWorkload()
+        assert workload.healthy(server.server_address[1])
+    finally:
+        server.shutdown()
+    assert not workload.healthy(server.server_address[1], timeout=0.5)
+
+
+def test_release_profiles() -> None:
+    assert distro.release_for_version("2:25.1.0-2+deb12u5") == "zed"
+    assert distro.release_for_version("2:28.0.1-0ubuntu1") == "caracal"
+    assert distro.release_for_version("garbage") == "unknown"
+    assert not distro.release_profile("zed").enforce_scope
+    assert distro.release_profile("caracal").enforce_new_defaults
+
+
+def test_atomic_write_modes_and_noop(tmp_path: Path) -> None:
+    import grp
+    import pwd
+
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    spec = files.FileSpec(tmp_path / "d" / "secret.conf", b"key=1\n", 0o600, owner, group)
+    assert files.write(spec)
+    assert (spec.path.stat().st_mode & 0o777) == 0o600
+    assert not files.write(spec)
+    os.chmod(spec.path, 0o644)
+    assert files.write(spec)  # mode drift is repaired
+    assert (spec.path.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in spec.path.parent.iterdir()] == ["secret.conf"]
+    assert files.remove(spec.path) and not files.remove(spec.path)
+    assert files.ensure_dir(tmp_path / "x", 0o750, owner, group)
+    assert not files.ensure_dir(tmp_path / "x", 0o750, owner, group)
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch) -> None:
+    import grp
+    import pwd
+
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    path = tmp_path / "glance-api.conf"
+    files.write(files.FileSpec(path, b"old\n", 0o640, owner, group))
+
+    def broken_replace(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        files.write(files.FileSpec(path, b"new\n", 0o640, owner, group))
+    assert path.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["glance-api.conf"]
