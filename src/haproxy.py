@@ -1,0 +1,424 @@
+"""haproxy in front of glance-api: typed config, rendered file checked by `haproxy -c`, reload."""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import logging
+import os
+import re
+import socket
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+import distro
+import files
+from exceptions import BlockedError, WorkloadError
+from models import url_host
+from service import ServiceError, ServiceManager
+
+logger = logging.getLogger(__name__)
+
+FRONTEND_PORT = 9292
+BACKEND_PORT = 9282
+BACKEND_NAME = "glance_api"
+HAPROXY_BIN = "/usr/sbin/haproxy"
+CONFIG_PATH = "/etc/haproxy/haproxy.cfg"
+STATS_SOCKET = "/run/haproxy/admin.sock"
+REJECTED_MESSAGE = "haproxy rejected the generated configuration"
+CHECK_TIMEOUT = 60
+
+DEFAULT_CLIENT_TIMEOUT = 90000
+DEFAULT_SERVER_TIMEOUT = 90000
+DEFAULT_QUEUE_TIMEOUT = 9000
+DEFAULT_CONNECT_TIMEOUT = 9000
+
+_UNIT_NAME = re.compile(r"^(?P<app>[a-z][a-z0-9-]*)/(?P<number>[0-9]+)$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+_POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
+
+
+def valid_host(value: str) -> str:
+    """Return an IP address (without IPv6 brackets) or DNS name; raise ValueError otherwise.
+
+    Args:
+        value: an address as peers publish it.
+
+    Returns:
+        The address, IPv6 brackets stripped.
+
+    Raises:
+        ValueError: not an IP address nor a host name.
+    """
+    bare = value.strip()
+    if bare.startswith("[") and bare.endswith("]"):
+        bare = bare[1:-1]
+    try:
+        return str(ipaddress.ip_address(bare))
+    except ValueError:
+        pass
+    if _HOSTNAME.match(bare) and not bare.replace(".", "").isdigit():
+        return bare
+    raise ValueError("not an IP address or host name")
+
+
+def _safe_path(value: str) -> str:
+    if not _SAFE_PATH.match(value) or "/../" in f"{value}/":
+        raise ValueError("must be an absolute path without spaces or special characters")
+    return value
+
+
+class Backend(BaseModel):
+    """One glance-api unit behind haproxy.
+
+    Attributes:
+        unit: Juju unit name, e.g. ``glance/0``.
+        address: IP address or host name glance-api listens on.
+        port: glance-api's port.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit: str
+    address: str
+    port: int = Field(BACKEND_PORT, ge=1, le=65535)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit_name(cls, value: str) -> str:
+        if not _UNIT_NAME.match(value):
+            raise ValueError("not a unit name (app/N)")
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return valid_host(value)
+
+    @property
+    def server_name(self) -> str:
+        """Server name in haproxy.cfg: the unit name with a dash, e.g. ``glance-0``."""
+        return self.unit.replace("/", "-")
+
+    @property
+    def endpoint(self) -> str:
+        """``address:port`` with IPv6 addresses in brackets."""
+        return f"{url_host(self.address)}:{self.port}"
+
+    @property
+    def sort_key(self) -> tuple[str, int]:
+        """Application name, then unit number as a number (glance/10 after glance/9)."""
+        match = _UNIT_NAME.match(self.unit)
+        assert match is not None
+        return match["app"], int(match["number"])
+
+
+class HaproxyConfig(BaseModel):
+    """Everything haproxy.cfg depends on.
+
+    Attributes:
+        backends: glance-api units, sorted by application then unit number.
+        frontend_port: port clients use (glance's public port).
+        bind_address: address the frontend binds; None for every address.
+        ipv6: bind IPv6 and IPv4 (``[::]:port v4v6``) when ``bind_address`` is None.
+        balance: load-balancing algorithm.
+        client_timeout: ``timeout client`` in ms.
+        server_timeout: ``timeout server`` in ms.
+        queue_timeout: ``timeout queue`` in ms.
+        connect_timeout: ``timeout connect`` in ms.
+        tls_pem: combined certificate + key file for TLS termination; None for plain HTTP.
+        stats_socket: admin unix socket (no TCP stats listener).
+        user: user haproxy drops to (None keeps the starting user).
+        group: group haproxy drops to.
+        chroot: directory haproxy chroots into (None: no chroot).
+        maxconn: global connection limit.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backends: tuple[Backend, ...] = ()
+    frontend_port: int = Field(FRONTEND_PORT, ge=1, le=65535)
+    bind_address: str | None = None
+    ipv6: bool = False
+    balance: Literal["leastconn", "roundrobin"] = "leastconn"
+    client_timeout: int = Field(DEFAULT_CLIENT_TIMEOUT, ge=1)
+    server_timeout: int = Field(DEFAULT_SERVER_TIMEOUT, ge=1)
+    queue_timeout: int = Field(DEFAULT_QUEUE_TIMEOUT, ge=1)
+    connect_timeout: int = Field(DEFAULT_CONNECT_TIMEOUT, ge=1)
+    tls_pem: str | None = None
+    stats_socket: str = STATS_SOCKET
+    user: str | None = "haproxy"
+    group: str | None = "haproxy"
+    chroot: str | None = "/var/lib/haproxy"
+    maxconn: int = Field(20000, ge=1)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _backends_from_pairs(cls, value: Any) -> Any:
+        """Accept ``(unit, address)`` pairs as peers.peer_addresses returns them."""
+        if isinstance(value, (list, tuple)):
+            return tuple(
+                {"unit": item[0], "address": item[1]} if isinstance(item, (list, tuple)) else item
+                for item in value
+            )
+        return value
+
+    @field_validator("backends")
+    @classmethod
+    def _sorted_unique(cls, value: tuple[Backend, ...]) -> tuple[Backend, ...]:
+        names = [backend.unit for backend in value]
+        if len(set(names)) != len(names):
+            raise ValueError("a unit is listed twice")
+        return tuple(sorted(value, key=lambda backend: backend.sort_key))
+
+    @field_validator("bind_address")
+    @classmethod
+    def _bind_address(cls, value: str | None) -> str | None:
+        return None if value is None else valid_host(value)
+
+    @field_validator("tls_pem", "stats_socket", "chroot")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return None if value is None else _safe_path(value)
+
+    @field_validator("user", "group")
+    @classmethod
+    def _posix_name(cls, value: str | None) -> str | None:
+        if value is not None and not _POSIX_NAME.match(value):
+            raise ValueError("not a user or group name")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_timeouts_are_defaults(cls, data: Any) -> Any:
+        """The haproxy-*-timeout options are unset (None) unless the user sets them."""
+        if isinstance(data, dict):
+            return {
+                key: value for key, value in data.items()
+                if not (key.endswith("_timeout") and value is None)
+            }
+        return data
+
+    @classmethod
+    def from_options(
+        cls,
+        backends: Sequence[tuple[str, str]] | Sequence[Backend],
+        *,
+        client_timeout: int | None = None,
+        server_timeout: int | None = None,
+        queue_timeout: int | None = None,
+        connect_timeout: int | None = None,
+        ipv6: bool = False,
+        tls_pem: str | None = None,
+        **extra: Any,
+    ) -> HaproxyConfig:
+        """Build from peer addresses and the charm's haproxy-*-timeout options.
+
+        Args:
+            backends: ``(unit name, address)`` pairs (every unit, this one included).
+            client_timeout: option ``haproxy-client-timeout`` (None: 90000).
+            server_timeout: option ``haproxy-server-timeout`` (None: 90000).
+            queue_timeout: option ``haproxy-queue-timeout`` (None: 9000).
+            connect_timeout: option ``haproxy-connect-timeout`` (None: 9000).
+            ipv6: option ``prefer-ipv6``.
+            tls_pem: combined PEM for TLS termination, when the charm has a certificate.
+            **extra: any other HaproxyConfig field (tests move ports and paths).
+
+        Returns:
+            The validated config.
+        """
+        return cls.model_validate({
+            "backends": backends,
+            "client_timeout": client_timeout,
+            "server_timeout": server_timeout,
+            "queue_timeout": queue_timeout,
+            "connect_timeout": connect_timeout,
+            "ipv6": ipv6,
+            "tls_pem": tls_pem,
+            **extra,
+        })
+
+    @property
+    def bind(self) -> str:
+        """The frontend's ``bind`` argument."""
+        if self.bind_address is not None:
+            return f"{url_host(self.bind_address)}:{self.frontend_port}"
+        if self.ipv6:
+            return f"[::]:{self.frontend_port} v4v6"
+        return f"0.0.0.0:{self.frontend_port}"
+
+
+def render(cfg: HaproxyConfig) -> bytes:
+    """Render haproxy.cfg for a config.
+
+    Args:
+        cfg: the config.
+
+    Returns:
+        The file's bytes.
+    """
+    from glance import render_template
+
+    return render_template("haproxy.cfg.j2", cfg=cfg, backend_name=BACKEND_NAME).encode()
+
+
+@dataclass
+class HaproxyPaths:
+    """Where haproxy's files live, under a root that tests may move."""
+
+    root: Path = Path("/")
+
+    def __call__(self, absolute: str) -> Path:
+        """Map an absolute path of the real system under root."""
+        return self.root / absolute.lstrip("/")
+
+    @property
+    def config(self) -> Path:
+        """haproxy.cfg."""
+        return self(CONFIG_PATH)
+
+    @property
+    def reload_marker(self) -> Path:
+        """Exists while a written haproxy.cfg has not yet been loaded by haproxy."""
+        return self("/var/lib/charm/glance/haproxy-reload-pending")
+
+
+@dataclass
+class HaproxyWorkload:
+    """Write haproxy.cfg (only after `haproxy -c` accepts it) and keep haproxy running."""
+
+    paths: HaproxyPaths = field(default_factory=HaproxyPaths)
+    services: ServiceManager = field(default_factory=ServiceManager)
+    haproxy_bin: str = HAPROXY_BIN
+    owner: str = "root"
+    group: str = "root"
+    mode: int = 0o644  # no secrets inside: the TLS key lives in its own file
+    service: str = distro.HAPROXY_SERVICE
+
+    def spec(self, cfg: HaproxyConfig) -> files.FileSpec:
+        """The file haproxy.cfg should be for this config (nothing is written)."""
+        return files.FileSpec(self.paths.config, render(cfg), self.mode, self.owner, self.group)
+
+    def check(self, content: bytes) -> None:
+        """Validate candidate bytes with `haproxy -c -f <temp file>`; the temp file is removed.
+
+        Raises:
+            BlockedError: haproxy rejected the configuration.
+            WorkloadError: the haproxy binary is missing or did not answer.
+        """
+        directory = self.paths.config.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".haproxy.cfg.check-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            result = subprocess.run(
+                [self.haproxy_bin, "-c", "-f", tmp],
+                capture_output=True, text=True, timeout=CHECK_TIMEOUT, check=False,
+            )
+        except FileNotFoundError as err:
+            raise WorkloadError("haproxy is not installed") from err
+        except subprocess.TimeoutExpired as err:
+            raise WorkloadError("haproxy -c did not finish; will retry") from err
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        if result.returncode != 0:
+            logger.error("haproxy -c failed (%s): %s", result.returncode,
+                         (result.stderr or result.stdout).strip()[-2000:])
+            raise BlockedError(REJECTED_MESSAGE)
+
+    def configure(self, cfg: HaproxyConfig) -> bool:
+        """Render; if the bytes differ, check them with haproxy and write atomically.
+
+        A failing check raises before anything is written, so the running haproxy and
+        its file stay as they were.
+
+        Args:
+            cfg: the config.
+
+        Returns:
+            Whether haproxy.cfg changed.
+
+        Raises:
+            BlockedError: haproxy rejected the configuration (old file kept).
+            WorkloadError: the haproxy binary is missing.
+        """
+        spec = self.spec(cfg)
+        if files.is_current(spec):
+            return False
+        self.check(spec.content)
+        marker = self.paths.reload_marker
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker.touch()
+        files.write(spec)
+        logger.info("wrote %s (%d backends)", spec.path, len(cfg.backends))
+        return True
+
+    def ensure_running(self, changed: bool) -> bool:
+        """Start haproxy when stopped; reload (never restart) it when its file changed.
+
+        A reload still owed by an earlier hook (written, then the hook died) is done too.
+
+        Args:
+            changed: what configure() returned.
+
+        Returns:
+            Whether haproxy was started or reloaded.
+
+        Raises:
+            WorkloadError: the service command failed.
+        """
+        marker = self.paths.reload_marker
+        try:
+            if not self.services.is_running(self.service):
+                self.services.start(self.service)
+            elif changed or marker.exists():
+                self.services.reload(self.service)
+            else:
+                return False
+        except ServiceError as err:
+            raise WorkloadError("haproxy failed to start or reload; see its log") from err
+        marker.unlink(missing_ok=True)
+        return True
+
+    def is_running(self) -> bool:
+        """Whether haproxy runs."""
+        return self.services.is_running(self.service)
+
+
+def server_states(
+    stats_socket: str | Path, backend: str = BACKEND_NAME, timeout: float = 2.0
+) -> dict[str, str]:
+    """Ask the admin socket for each backend server's status (``UP``, ``DOWN``, ...).
+
+    Args:
+        stats_socket: path of the unix stats socket.
+        backend: backend (proxy) name.
+        timeout: socket timeout in seconds.
+
+    Returns:
+        Server name -> status.
+
+    Raises:
+        OSError: the socket cannot be reached.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(stats_socket))
+        sock.sendall(b"show stat\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    lines = b"".join(chunks).decode().lstrip("# ").splitlines()
+    return {
+        row["svname"]: row["status"]
+        for row in csv.DictReader(line for line in lines if line.strip())
+        if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")
+    }
