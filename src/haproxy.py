@@ -88,7 +88,7 @@ class Backend(BaseModel):
 
     unit: str
     address: str
-    port: int = Field(BACKEND_PORT, ge=1, le=65535)
+    port: int = Field(default=BACKEND_PORT, ge=1, le=65535)
 
     @field_validator("unit")
     @classmethod
@@ -144,20 +144,20 @@ class HaproxyConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backends: tuple[Backend, ...] = ()
-    frontend_port: int = Field(FRONTEND_PORT, ge=1, le=65535)
+    frontend_port: int = Field(default=FRONTEND_PORT, ge=1, le=65535)
     bind_address: str | None = None
     ipv6: bool = False
     balance: Literal["leastconn", "roundrobin"] = "leastconn"
-    client_timeout: int = Field(DEFAULT_CLIENT_TIMEOUT, ge=1)
-    server_timeout: int = Field(DEFAULT_SERVER_TIMEOUT, ge=1)
-    queue_timeout: int = Field(DEFAULT_QUEUE_TIMEOUT, ge=1)
-    connect_timeout: int = Field(DEFAULT_CONNECT_TIMEOUT, ge=1)
+    client_timeout: int = Field(default=DEFAULT_CLIENT_TIMEOUT, ge=1)
+    server_timeout: int = Field(default=DEFAULT_SERVER_TIMEOUT, ge=1)
+    queue_timeout: int = Field(default=DEFAULT_QUEUE_TIMEOUT, ge=1)
+    connect_timeout: int = Field(default=DEFAULT_CONNECT_TIMEOUT, ge=1)
     tls_pem: str | None = None
     stats_socket: str = STATS_SOCKET
     user: str | None = "haproxy"
     group: str | None = "haproxy"
     chroot: str | None = "/var/lib/haproxy"
-    maxconn: int = Field(20000, ge=1)
+    maxconn: int = Field(default=20000, ge=1)
 
     @field_validator("backends", mode="before")
     @classmethod
