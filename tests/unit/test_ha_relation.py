@@ -19,7 +19,9 @@ from tests.unit.test_ha_resources import Case, charmhelpers_relation_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 V4, V4B, V6 = "10.5.100.1", "10.5.100.2", "2001:db8::100"
-NICS: dict[str, tuple[str | None, str | None]] = {V4: ("eth0", "255.255.0.0"), V4B: ("eth0", "255.255.0.0"), V6: ("eth0", "64")}
+NICS: dict[str, tuple[str | None, str | None]] = {
+    V4: ("eth0", "255.255.0.0"), V4B: ("eth0", "255.255.0.0"), V6: ("eth0", "64"),
+}
 
 
 class TinyCharm(ops.CharmBase):
