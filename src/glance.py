@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import distro
 import files
+import stores
 from exceptions import WorkloadError
-from service import ServiceError, ServiceManager
+from service import ServiceError, ServiceManager, system_env
 
 if TYPE_CHECKING:
     from state import GlanceContext
@@ -29,6 +30,19 @@ def oslo_escape(value: object) -> str:
     return str(value).replace("$", "$$")
 
 
+def swift_escape(value: object) -> str:
+    """Escape a value for glance_store's swift reference file.
+
+    glance_store reads it with Python's ConfigParser (`%` interpolation: write `%%`) and
+    strips one pair of surrounding quotes, so values that start with a quote or have
+    edge whitespace are quoted to come back unchanged.
+    """
+    text = str(value).replace("%", "%%")
+    if text != text.strip() or text[:1] in "\"'":
+        return f'"{text}"'
+    return text
+
+
 def render_template(name: str, **values: object) -> str:
     """Render templates/<name> (jinja2 imported here: hooks that render nothing skip it)."""
     import jinja2
@@ -42,6 +56,7 @@ def render_template(name: str, **values: object) -> str:
         autoescape=False,  # noqa: S701 - ini files, not HTML
     )
     env.filters["oslo"] = oslo_escape
+    env.filters["swift"] = swift_escape
     return env.get_template(name).render(**values)
 
 
@@ -66,6 +81,20 @@ class GlancePaths:
         return self(DB_CA_PATH)
 
     @property
+    def ceph_conf(self) -> Path:
+        """ceph.conf for the rbd store."""
+        return self(stores.CEPH_CONF)
+
+    def ceph_keyring(self, user: str) -> Path:
+        """Keyring of cephx client `client.<user>`."""
+        return self(f"/etc/ceph/ceph.client.{user}.keyring")
+
+    @property
+    def swift_conf(self) -> Path:
+        """Swift reference file: the credentials of the swift store."""
+        return self(stores.SWIFT_CONF)
+
+    @property
     def restart_marker(self) -> Path:
         """Exists while written config has not yet been picked up by a restart."""
         return self("/var/lib/charm/glance/restart-pending")
@@ -82,17 +111,31 @@ class GlanceWorkload:
     config_owner: str = "root"
 
     # ---- packages -------------------------------------------------------------------------
-    def installed_version(self) -> str | None:
-        """Installed version of glance-api, None when it is not installed."""
+    def installed_version(self, package: str = "glance-api") -> str | None:
+        """Installed version of a package (glance-api), None when it is not installed."""
         try:
             result = subprocess.run(
-                ["dpkg-query", "-W", "-f=${Status}\t${Version}", "glance-api"],
+                ["dpkg-query", "-W", "-f=${Status}\t${Version}", package],
                 capture_output=True, text=True, timeout=60, check=False,
             )
         except FileNotFoundError:
             return None
         status, _, version = result.stdout.partition("\t")
         return version if result.returncode == 0 and status.endswith(" installed") else None
+
+    def packages_installed(self, packages: tuple[str, ...]) -> bool:
+        """Whether every one of the packages is installed."""
+        return all(self.installed_version(package) is not None for package in packages)
+
+    def install_packages(self, packages: tuple[str, ...]) -> None:
+        """Install packages from the archives already configured (e.g. the Ceph clients)."""
+        from charmlibs import apt
+
+        try:
+            apt.add_package(list(packages), update_cache=True)
+        except (apt.Error, subprocess.CalledProcessError, OSError) as err:
+            logger.error("installing %s failed: %s", " ".join(packages), err)
+            raise WorkloadError(f"Installing {packages[0]} failed; will retry") from err
 
     def install(self, origin: str) -> None:
         """Add the archive `openstack-origin` names (if any) and install glance-api."""
@@ -130,14 +173,35 @@ class GlanceWorkload:
         specs = [self._spec(self.paths.api_conf, conf.encode())]
         if ctx.database.ssl_ca:
             specs.append(self._spec(self.paths.db_ca, ctx.database.ssl_ca.encode(), 0o644))
+        return specs + self.render_store_files(ctx)
+
+    def render_store_files(self, ctx: GlanceContext) -> list[files.FileSpec]:
+        """Files of the optional stores: Ceph's (rbd enabled) and Swift's (swift enabled)."""
+        specs = []
+        if ctx.ceph is not None and "ceph" in ctx.store_names:
+            values = {"ceph": ctx.ceph, "unit_name": ctx.unit_name}
+            specs.append(self._spec(
+                self.paths.ceph_conf, render_template("ceph.conf.j2", **values).encode(), 0o644
+            ))
+            specs.append(self._spec(
+                self.paths.ceph_keyring(ctx.ceph.user),
+                render_template("ceph.keyring.j2", **values).encode(),
+            ))
+        if "swift" in ctx.store_names:
+            specs.append(self._spec(
+                self.paths.swift_conf, render_template("glance-swift.conf.j2", ctx=ctx).encode()
+            ))
         return specs
 
     def _spec(self, path: Path, content: bytes, mode: int = 0o640) -> files.FileSpec:
         return files.FileSpec(path, content, mode, self.config_owner, self.group)
 
-    def managed_paths(self) -> list[Path]:
+    def managed_paths(self, ctx: GlanceContext) -> list[Path]:
         """Every file this workload may write (so obsolete ones can be removed)."""
-        return [self.paths.api_conf, self.paths.db_ca]
+        return [
+            self.paths.api_conf, self.paths.db_ca, self.paths.ceph_conf,
+            self.paths.ceph_keyring(ctx.app_name), self.paths.swift_conf,
+        ]
 
     def ensure_dirs(self, ctx: GlanceContext) -> None:
         """Create the store and working directories, owned by glance."""
@@ -158,7 +222,7 @@ class GlanceWorkload:
         self.ensure_dirs(ctx)
         wanted = {spec.path for spec in specs}
         pending = [spec for spec in specs if not files.is_current(spec)]
-        obsolete = [p for p in self.managed_paths() if p not in wanted and p.exists()]
+        obsolete = [p for p in self.managed_paths(ctx) if p not in wanted and p.exists()]
         if not pending and not obsolete:
             return False
         self.mark_restart_needed()
@@ -186,7 +250,8 @@ class GlanceWorkload:
         cmd = ["runuser", "-u", self.user, "--", "glance-manage", "--config-file",
                "/etc/glance/glance-api.conf", "db_sync"]
         logger.info("running glance-manage db_sync")
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False,
+                                env=system_env())
         if result.returncode != 0:
             # glance-manage errors can quote the connection URL: log only the exit code.
             logger.error("glance-manage db_sync failed with exit code %s", result.returncode)

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 
 from distro import has_systemd
 
 logger = logging.getLogger(__name__)
+
+
+# Variables of the charm's own Python that must not reach system tools: with the charm's
+# `src/` on PYTHONPATH, `/usr/bin/glance-manage` would import the charm's glance.py instead
+# of the glance package.
+_PYTHON_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV",
+               "PYENV_VERSION")
+
+
+def system_env() -> dict[str, str]:
+    """The environment for system tools: this one without the charm's Python settings."""
+    return {key: value for key, value in os.environ.items() if key not in _PYTHON_ENV}
 
 
 class ServiceError(Exception):
@@ -27,7 +40,8 @@ class ServiceManager:
 
     def _run(self, action: str, name: str) -> None:
         cmd = self._command(action, name)
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False,
+                                env=system_env())
         if result.returncode != 0:
             logger.error("%s failed (%s): %s", " ".join(cmd), result.returncode,
                          result.stderr.strip()[-500:])
@@ -55,7 +69,8 @@ class ServiceManager:
         cmd = ["systemctl", "is-active", "--quiet", name] if self.systemd else [
             "service", name, "status"
         ]
-        result = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+        result = subprocess.run(cmd, capture_output=True, timeout=60, check=False,
+                                env=system_env())
         return result.returncode == 0
 
     def enable(self, name: str) -> None:
