@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import ops
 
+import distro
 from exceptions import (
     BlockedError,
     GlanceCharmError,
@@ -16,11 +17,12 @@ from exceptions import (
     WorkloadError,
 )
 from glance import GlanceWorkload
-from relations import identity, image_service, mysql_client, peers, shared_db
+from relations import ceph, identity, image_service, mysql_client, peers, shared_db
 
 if TYPE_CHECKING:
     from config import GlanceConfig
     from state import GlanceContext
+    from stores import CephPool
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +37,11 @@ class GlanceCharm(ops.CharmBase):
     """Machine charm for OpenStack Glance."""
 
     workload_factory = GlanceWorkload
+    _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
+        self._stored.set_default(ceph_pool={})
         self.workload = self.workload_factory()
         self._problem: GlanceCharmError | None = None
         self._reconciled = False
@@ -87,15 +91,18 @@ class GlanceCharm(ops.CharmBase):
         config = GlanceConfig.from_mapping(self.config)
         version = self._ensure_installed(config)
         self._publish_requests(config)
+        self._ensure_store_packages()
         from state import GlanceContext
 
         try:
             ctx = GlanceContext.from_charm(self, config)
-        except (RelationNotReadyError, BlockedError):
+        except (RelationNotReadyError, BlockedError, WaitingError):
             self._publish_ready(None)
             raise
         self._apply(ctx, version)
+        self._remember_ceph_pool(ctx)
         self._publish_ready(ctx)
+        ctx.check_storage()
 
     def _ensure_installed(self, config: GlanceConfig) -> str:
         version = self.workload.installed_version()
@@ -118,6 +125,12 @@ class GlanceCharm(ops.CharmBase):
             mysql_client.publish_request(relation, self.app, config.database)
         if relation := self.model.get_relation(peers.ENDPOINT):
             peers.publish_address(relation, self.unit, self._bind_address(peers.ENDPOINT))
+        if relation := self.model.get_relation(ceph.ENDPOINT):
+            from stores import ceph_request
+
+            ceph.publish_request(
+                relation, self.unit, self.app.name, ceph_request(config, self.app.name)
+            )
         if relation := self.model.get_relation(identity.ENDPOINT):
             from state import endpoint_urls
 
@@ -125,6 +138,33 @@ class GlanceCharm(ops.CharmBase):
                 relation, self.unit, self.app if self.unit.is_leader() else None,
                 config.region, endpoint_urls(self, config),
             )
+
+    def _ensure_store_packages(self) -> None:
+        """Install the Ceph client libraries once the ceph relation appears."""
+        if self.model.get_relation(ceph.ENDPOINT) is None:
+            return
+        if not self.workload.packages_installed(distro.CEPH_PACKAGES):
+            self.unit.status = ops.MaintenanceStatus("Installing Ceph packages")
+            self.workload.install_packages(distro.CEPH_PACKAGES)
+
+    def last_good_ceph_pool(self, relation_id: int) -> CephPool | None:
+        """The pools ceph-mon last confirmed on this relation (kept while a new request waits)."""
+        from stores import CephPool
+
+        record = dict(self._stored.ceph_pool)
+        if record.get("relation") != relation_id:
+            return None
+        return CephPool(pool=record["pool"], data_pool=record.get("data_pool"))
+
+    def _remember_ceph_pool(self, ctx: GlanceContext) -> None:
+        relation = self.model.get_relation(ceph.ENDPOINT)
+        if relation is None:
+            self._stored.ceph_pool = {}
+        elif ctx.ceph is not None and ctx.ceph.confirmed:
+            self._stored.ceph_pool = {
+                "relation": relation.id, "pool": ctx.ceph.pool.pool,
+                "data_pool": ctx.ceph.pool.data_pool,
+            }
 
     def _apply(self, ctx: GlanceContext, version: str) -> None:
         changed = self.workload.configure(ctx, version)

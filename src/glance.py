@@ -132,7 +132,7 @@ class GlanceWorkload:
         from charmlibs import apt
 
         try:
-            apt.add_package(list(packages), update_cache=True)
+            self._apt_install(packages)
         except (apt.Error, subprocess.CalledProcessError, OSError) as err:
             logger.error("installing %s failed: %s", " ".join(packages), err)
             raise WorkloadError(f"Installing {packages[0]} failed; will retry") from err
@@ -153,6 +153,11 @@ class GlanceWorkload:
         except (apt.Error, subprocess.CalledProcessError, ValueError, OSError) as err:
             logger.error("package installation failed: %s", err)
             raise WorkloadError("Package installation failed; will retry") from err
+
+    def _apt_install(self, packages: tuple[str, ...]) -> None:
+        from charmlibs import apt
+
+        apt.add_package(list(packages), update_cache=True)
 
     # ---- configuration --------------------------------------------------------------------
     def render(self, ctx: GlanceContext, version: str | None) -> list[files.FileSpec]:
@@ -212,7 +217,7 @@ class GlanceWorkload:
             files.ensure_dir(self.paths(absolute), 0o750, self.user, self.group)
 
     def configure(self, ctx: GlanceContext, version: str | None) -> bool:
-        """Write the files whose bytes changed, remove obsolete ones; return whether any did.
+        """Write changed files, remove obsolete ones; return whether glance-api must restart.
 
         Everything is rendered before the first write, so a rendering error writes nothing.
         A marker is set before writing and cleared after the restart, so a hook that dies
@@ -223,16 +228,24 @@ class GlanceWorkload:
         wanted = {spec.path for spec in specs}
         pending = [spec for spec in specs if not files.is_current(spec)]
         obsolete = [p for p in self.managed_paths(ctx) if p not in wanted and p.exists()]
-        if not pending and not obsolete:
-            return False
-        self.mark_restart_needed()
+        restart = any(self.needs_restart(path) for path in [s.path for s in pending] + obsolete)
+        if restart:
+            self.mark_restart_needed()
         for spec in pending:
             files.write(spec)
             logger.info("wrote %s", spec.path)
         for path in obsolete:
             files.remove(path)
             logger.info("removed %s", path)
-        return True
+        return restart
+
+    def needs_restart(self, path: Path) -> bool:
+        """Whether glance-api must restart to see a change of this file.
+
+        librados reads ceph.conf and the keyring on every connection the rbd store opens,
+        so monitors coming and going or a new key take effect without a restart.
+        """
+        return path.parent != self.paths.ceph_conf.parent
 
     def mark_restart_needed(self) -> None:
         """Remember that glance-api must restart to pick up new files."""

@@ -11,7 +11,21 @@ from pydantic import BaseModel, ConfigDict
 from config import GlanceConfig
 from exceptions import BlockedError, RelationNotReadyError
 from models import DatabaseInfo, Endpoints, IdentityCredentials, url_host
-from relations import identity, mysql_client, mysql_legacy, shared_db
+from relations import ceph, identity, mysql_client, mysql_legacy, object_store, peers, shared_db
+from stores import (
+    CephSettings,
+    StorageIssue,
+    StoreConfig,
+    StoreSelection,
+    ceph_request,
+    ceph_store,
+    check_ha_storage,
+    local_store,
+    pick_default_store,
+    select_ceph,
+    swift_store,
+    wanted_ceph_pool,
+)
 
 if TYPE_CHECKING:
     from charm import GlanceCharm
@@ -23,16 +37,7 @@ logger = logging.getLogger(__name__)
 API_PORT = 9292
 DATABASE_ENDPOINTS = (shared_db.ENDPOINT, mysql_client.ENDPOINT, mysql_legacy.ENDPOINT)
 BINDINGS = ("public", "internal", "admin")
-
-
-class StoreConfig(BaseModel):
-    """One glance_store backend: `<name>:<type>` in enabled_backends and its section."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    type: str
-    options: tuple[tuple[str, str], ...]
+HA_ENDPOINT = "ha"
 
 
 class GlanceContext(BaseModel):
@@ -51,15 +56,37 @@ class GlanceContext(BaseModel):
     default_store: str
     workers: int
     bind_port: int = API_PORT
+    ceph: CephSettings | None = None
+    storage_issue: StorageIssue | None = None
 
     @property
     def enabled_backends(self) -> str:
         """The `enabled_backends` value: every ready store."""
         return ", ".join(f"{store.name}:{store.type}" for store in self.stores)
 
+    @property
+    def store_names(self) -> set[str]:
+        """Names of the enabled stores."""
+        return {store.name for store in self.stores}
+
+    def check_storage(self) -> None:
+        """Raise what a related store still lacks (its config is not in use until then).
+
+        Raises:
+            StorageNotReadyError: Waiting (incomplete, broker pending) or Blocked (failed).
+        """
+        if self.storage_issue is not None:
+            raise self.storage_issue.error()
+
     @classmethod
     def from_charm(cls, charm: GlanceCharm, config: GlanceConfig) -> GlanceContext:
-        """Read relations; raise RelationNotReadyError/BlockedError when not usable yet."""
+        """Read relations; raise RelationNotReadyError/BlockedError when not usable yet.
+
+        A store that is related but not ready does not stop the others: the context holds
+        the ready stores and `storage_issue`, reported after the config is applied. Nothing
+        is applied (the last good config keeps running) when a required relation is not
+        ready, when HA would run on local disk only, or when `default-store` is not ready.
+        """
         missing: set[str] = set()
         incomplete: set[str] = set()
         database = read_database(charm, config)
@@ -73,10 +100,14 @@ class GlanceContext(BaseModel):
             (incomplete if charm.model.get_relation(identity.ENDPOINT) else missing).add(
                 "identity"
             )
+        selection = read_stores(charm, config)
         if missing or incomplete:
+            if selection.issue is not None:
+                raise selection.issue.error(missing, incomplete)
             raise RelationNotReadyError(missing, incomplete)
         assert database is not None and credentials is not None
-        stores = (local_store(config),)
+        check_ha_storage(is_clustered(charm), selection)
+        stores = selection.stores
         return cls(
             config=config,
             app_name=charm.app.name,
@@ -88,7 +119,37 @@ class GlanceContext(BaseModel):
             stores=stores,
             default_store=pick_default_store(config, stores),
             workers=worker_count(config.worker_multiplier),
+            ceph=selection.ceph,
+            storage_issue=selection.issue,
         )
+
+
+def read_stores(charm: GlanceCharm, config: GlanceConfig) -> StoreSelection:
+    """The stores ready now (local, ceph, swift in that order) and what the others lack."""
+    stores = [local_store(config)]
+    settings: CephSettings | None = None
+    issue: StorageIssue | None = None
+    if relation := charm.model.get_relation(ceph.ENDPOINT):
+        app_name = charm.app.name
+        data = ceph.read(relation, charm.unit.name, ceph_request(config, app_name).request_id)
+        settings, issue = select_ceph(
+            data, wanted_ceph_pool(config, app_name),
+            charm.last_good_ceph_pool(relation.id), app_name,
+        )
+        if settings is not None:
+            stores.append(ceph_store(config, settings))
+    if relation := charm.model.get_relation(object_store.ENDPOINT):
+        if object_store.is_ready(relation):
+            stores.append(swift_store(config))
+        else:
+            issue = StorageIssue(incomplete=True).merge(issue)
+    return StoreSelection(stores=tuple(stores), ceph=settings, issue=issue)
+
+
+def is_clustered(charm: GlanceCharm) -> bool:
+    """Whether glance runs as more than one unit or under hacluster."""
+    peer = charm.model.get_relation(peers.ENDPOINT)
+    return bool(peer and peer.units) or charm.model.get_relation(HA_ENDPOINT) is not None
 
 
 def active_database_endpoints(charm: GlanceCharm) -> list[str]:
@@ -115,30 +176,6 @@ def read_identity(charm: GlanceCharm) -> IdentityCredentials | None:
     """Read glance's service credentials from the identity-service relation."""
     relation = charm.model.get_relation(identity.ENDPOINT)
     return identity.read(charm.model, relation) if relation else None
-
-
-def local_store(config: GlanceConfig) -> StoreConfig:
-    """The local file store, always enabled."""
-    return StoreConfig(
-        name="local", type="file",
-        options=(("filesystem_store_datadir", config.filesystem_store_datadir),),
-    )
-
-
-def pick_default_store(config: GlanceConfig, stores: tuple[StoreConfig, ...]) -> str:
-    """Default by precedence ceph > swift > local, unless `default-store` pins a ready one."""
-    ready = {store.name for store in stores}
-    if config.default_store is not None:
-        if config.default_store not in ready:
-            raise BlockedError(
-                f"default-store: {config.default_store} is not related/ready "
-                f"(ready: {', '.join(sorted(ready))})"
-            )
-        return config.default_store
-    for name in ("ceph", "swift", "local"):
-        if name in ready:
-            return name
-    return "local"
 
 
 def worker_count(multiplier: float | None, cpus: int | None = None) -> int:

@@ -72,9 +72,21 @@ class RecordingWorkload(GlanceWorkload):
     installs: list[str] = field(default_factory=list)
     db_syncs: int = 0
     install_error: Exception | None = None
+    packages: set[str] = field(default_factory=set)
+    package_installs: list[tuple[str, ...]] = field(default_factory=list)
+    package_error: Exception | None = None
 
-    def installed_version(self) -> str | None:
-        return self.version
+    def installed_version(self, package: str = "glance-api") -> str | None:
+        if package == "glance-api":
+            return self.version
+        return "1.0" if package in self.packages else None
+
+    def _apt_install(self, packages: tuple[str, ...]) -> None:
+        """Record the apt call instead of running it (package_error: apt fails)."""
+        self.package_installs.append(tuple(packages))
+        if self.package_error is not None:
+            raise self.package_error
+        self.packages.update(packages)
 
     def install(self, origin: str) -> None:
         self.installs.append(origin)
@@ -131,6 +143,40 @@ class GlanceHarness:
             self.harness.update_relation_data(rel_id, unit, {**bag, **(override or {})})
         return rel_id
 
+    def relate_core(self) -> tuple[int, int]:
+        """Relate the required database and identity (glance can run with local storage)."""
+        return self.add_fixture("shared-db_mysql-router"), self.add_fixture(
+            "identity-service_keystone"
+        )
+
+    def relate_ceph(self, answer: bool = True, units: int | None = None) -> int:
+        """Relate ceph-mon without its canned broker answers; answer our request if asked."""
+        rel = self.add_fixture("ceph_ceph-mon", units=units, override=dict.fromkeys(
+            ("broker-rsp-glance-0", "broker_rsp"), ""
+        ))
+        if answer:
+            self.answer_broker(rel)
+        return rel
+
+    def sent_broker_request(self, rel: int) -> dict[str, Any]:
+        """The broker request this unit sent on the ceph relation."""
+        import json
+
+        return json.loads(self.harness.get_relation_data(rel, self.charm.unit.name)["broker_req"])
+
+    def answer_broker(self, rel: int, exit_code: int = 0, stderr: str | None = None,
+                      request_id: str | None = None, unit: str = "ceph-mon/0") -> None:
+        """Play the ceph-mon leader: answer the request this unit sent (its request-id)."""
+        import json
+
+        response: dict[str, Any] = {
+            "exit-code": exit_code,
+            "request-id": request_id or self.sent_broker_request(rel)["request-id"],
+        }
+        if stderr is not None:
+            response["stderr"] = stderr
+        self.harness.update_relation_data(rel, unit, {"broker-rsp-glance-0": json.dumps(response)})
+
     def status(self) -> ops.StatusBase:
         self.harness.evaluate_status()
         return self.harness.model.unit.status
@@ -142,7 +188,8 @@ class GlanceHarness:
     def conf(self) -> Any:
         import configparser
 
-        parser = configparser.ConfigParser(interpolation=None)
+        # [DEFAULT] is a section like the others here: its keys must not leak into them.
+        parser = configparser.ConfigParser(interpolation=None, default_section="\0")
         parser.read_string(self.conf_path.read_text())
         return parser
 
