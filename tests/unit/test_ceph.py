@@ -335,3 +335,39 @@ def test_stale_classic_ceph_files_are_removed(gh: GlanceHarness) -> None:
     gh.relate_core()
     assert not conf_path.exists()
     assert not keyring_path.exists()
+
+
+# ---- workload edges -----------------------------------------------------------------------
+def test_real_apt_install_and_dpkg_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    from types import SimpleNamespace
+
+    from charmlibs import apt
+
+    import glance
+
+    calls: list[tuple[list[str], bool]] = []
+    monkeypatch.setattr(apt, "add_package", lambda pkgs, update_cache: calls.append(
+        (pkgs, update_cache)))
+    workload = glance.GlanceWorkload()
+    workload.install_packages(("ceph-common", "python3-rbd"))
+    assert calls == [(["ceph-common", "python3-rbd"], True)]
+    queried: list[str] = []
+
+    def dpkg(cmd: list[str], **_: object) -> SimpleNamespace:
+        queried.append(cmd[-1])
+        return SimpleNamespace(returncode=0, stdout="install ok installed\t17.2.7")
+
+    monkeypatch.setattr(subprocess, "run", dpkg)
+    assert workload.packages_installed(("ceph-common", "python3-rbd"))
+    assert queried == ["ceph-common", "python3-rbd"]
+
+
+def test_invalid_pool_options_name_the_option() -> None:
+    from config import GlanceConfig
+    from exceptions import InvalidConfigError
+    from stores import ceph_request
+
+    config = GlanceConfig().model_copy(update={"ceph_osd_replication_count": 0})
+    with pytest.raises(InvalidConfigError, match="replicas"):
+        ceph_request(config, "glance")
