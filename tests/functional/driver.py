@@ -56,6 +56,10 @@ class GlanceStack:
         """Install packages once, start mariadb and keystone, start the charm (install hook)."""
         self.timings["apt_install_s"] = realstack.install_packages()
         stop_glance_service()  # a previous run's glance-api must not answer for this one
+        busy = subprocess.run(["ss", "-Hltn", "sport = :9292"], capture_output=True, text=True,
+                              check=False).stdout.strip()
+        if busy:
+            raise realstack.RealStackError(f"port 9292 is taken by another process: {busy}")
         self.timings["mariadb_start_s"] = self.mariadb.start()
         self.keystone = realstack.Keystone(self.mariadb)
         self.timings["keystone_start_s"] = self.keystone.start()

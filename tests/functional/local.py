@@ -63,8 +63,8 @@ def _remember(stack: object) -> None:
     pids = {proc.name: proc.pid for proc in realstack.running_processes()}
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps(pids))
-    realstack._REGISTRY.clear()  # noqa: SLF001 - hand ownership to `down`
-    realstack._CLEANUPS.clear()  # noqa: SLF001
+    realstack._REGISTRY.clear()
+    realstack._CLEANUPS.clear()
     del stack
 
 
