@@ -138,7 +138,9 @@ class HaproxyConfig(BaseModel):
         user: user haproxy drops to (None keeps the starting user).
         group: group haproxy drops to.
         chroot: directory haproxy chroots into (None: no chroot).
-        maxconn: global connection limit.
+        maxconn: global connection limit; None lets haproxy size it from its file
+            descriptor limit. (The classic 20000 needs 40029 descriptors: where the hard
+            limit is lower haproxy refuses to start, and `haproxy -c` does not notice.)
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -157,7 +159,7 @@ class HaproxyConfig(BaseModel):
     user: str | None = "haproxy"
     group: str | None = "haproxy"
     chroot: str | None = "/var/lib/haproxy"
-    maxconn: int = Field(default=20000, ge=1)
+    maxconn: int | None = Field(default=None, ge=1)
 
     @field_validator("backends", mode="before")
     @classmethod
@@ -393,18 +395,16 @@ class HaproxyWorkload:
         return self.services.is_running(self.service)
 
 
-def server_states(
-    stats_socket: str | Path, backend: str = BACKEND_NAME, timeout: float = 2.0
-) -> dict[str, str]:
-    """Ask the admin socket for each backend server's status (``UP``, ``DOWN``, ...).
+def stats(stats_socket: str | Path, timeout: float = 2.0) -> list[dict[str, str]]:
+    """Read ``show stat`` from the admin socket: one row per frontend, backend and server.
 
     Args:
         stats_socket: path of the unix stats socket.
-        backend: backend (proxy) name.
         timeout: socket timeout in seconds.
 
     Returns:
-        Server name -> status.
+        Rows keyed by haproxy's CSV column names (``pxname``, ``svname``, ``status``,
+        ``wretr``, ``wredis``, ...).
 
     Raises:
         OSError: the socket cannot be reached.
@@ -417,8 +417,27 @@ def server_states(
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     lines = b"".join(chunks).decode().lstrip("# ").splitlines()
+    return list(csv.DictReader(line for line in lines if line.strip()))
+
+
+def server_states(
+    stats_socket: str | Path, backend: str = BACKEND_NAME, timeout: float = 2.0
+) -> dict[str, str]:
+    """Each backend server's status (``UP``, ``DOWN``, ...) from the admin socket.
+
+    Args:
+        stats_socket: path of the unix stats socket.
+        backend: backend (proxy) name.
+        timeout: socket timeout in seconds.
+
+    Returns:
+        Server name -> status.
+
+    Raises:
+        OSError: the socket cannot be reached.
+    """
     return {
         row["svname"]: row["status"]
-        for row in csv.DictReader(line for line in lines if line.strip())
+        for row in stats(stats_socket, timeout)
         if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")
     }

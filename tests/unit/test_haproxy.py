@@ -136,12 +136,16 @@ def test_frontend_and_backend_sections() -> None:
     parsed = sections(render(cfg).decode())
     assert parsed["frontend glance_api"] == ["bind 0.0.0.0:9292", "default_backend glance_api"]
     backend = parsed["backend glance_api"]
-    assert backend[:3] == [
+    assert backend[:5] == [
         "balance leastconn", "option httpchk GET /healthcheck", "http-check expect status 200",
+        "retry-on conn-failure empty-response", "http-request disable-l7-retry if !METH_GET",
     ]
     defaults = parsed["defaults"]
     assert {"mode http", "option redispatch", "retries 3", "option forwardfor"} <= set(defaults)
-    assert "stats socket /run/haproxy/admin.sock mode 600 level admin" in parsed["global"]
+    assert (
+        "stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners"
+        in parsed["global"]
+    )
     # no TCP stats listener anywhere
     assert not [header for header in parsed if header.startswith("listen")]
     assert all("stats" not in line for line in parsed["frontend glance_api"])
@@ -166,6 +170,12 @@ def test_timeouts_from_options() -> None:
     ]
     partial = HaproxyConfig.from_options(units(1), server_timeout=120000)
     assert (partial.client_timeout, partial.server_timeout) == (90000, 120000)
+
+
+def test_maxconn_left_to_haproxy_unless_set() -> None:
+    assert directive(HaproxyConfig.from_options(units(1)), "global", "maxconn") == []
+    cfg = HaproxyConfig.from_options(units(1), maxconn=4096)
+    assert directive(cfg, "global", "maxconn") == ["maxconn 4096"]
 
 
 def test_roundrobin() -> None:
@@ -259,6 +269,7 @@ VARIANTS: dict[str, dict[str, object]] = {
     "timeouts": {"backends": units(3), "client_timeout": 1, "server_timeout": 3600000,
                  "queue_timeout": 500, "connect_timeout": 100},
     "roundrobin": {"backends": units(3), "balance": "roundrobin"},
+    "maxconn": {"backends": units(3), "maxconn": 20000},
     "ipv6-bind": {"backends": units(2), "ipv6": True},
     "ipv6-backends": {"backends": [("glance/0", "2001:db8::10"), ("glance/1", "fd00::11")]},
     "dual-stack-backends": {"backends": [("glance/0", "10.5.0.1"), ("glance/1", "fd00::11")]},
