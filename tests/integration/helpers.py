@@ -1,0 +1,196 @@
+"""Deployment recipes and an image round trip through the deployed Keystone's catalog.
+
+The image client is the functional tier's (:class:`tests.functional.realstack.ImageClient`,
+plain urllib/http.client, streaming); :class:`RemoteKeystone` gives it the deployed keystone
+charm's URL and admin credentials in place of a local keystone process.
+
+Charm channels and unit counts can be changed with environment variables (defaults: the
+OpenStack Caracal charms on ubuntu@24.04).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jubilant
+
+from tests.functional import realstack
+
+APP = "glance"
+BASE = "ubuntu@24.04"
+OPENSTACK_CHANNEL = os.environ.get("GLANCE_IT_OPENSTACK_CHANNEL", "2024.1/stable")
+MYSQL_CHANNEL = os.environ.get("GLANCE_IT_MYSQL_CHANNEL", "8.0/stable")
+CEPH_CHANNEL = os.environ.get("GLANCE_IT_CEPH_CHANNEL", "reef/stable")
+MYSQL_UNITS = int(os.environ.get("GLANCE_IT_MYSQL_UNITS", "3"))
+SWIFT_DEVICE = os.environ.get("GLANCE_IT_SWIFT_DEVICE", "/srv/swift.img|2G")
+OSD_STORAGE = os.environ.get("GLANCE_IT_OSD_STORAGE", "loop,4G")
+IMAGE_MIB = int(os.environ.get("GLANCE_IT_IMAGE_MIB", "8"))
+DEPLOY_TIMEOUT = float(os.environ.get("GLANCE_IT_TIMEOUT", str(60 * 60)))
+
+
+@dataclass
+class RemoteKeystone:
+    """The deployed keystone as ImageClient needs it (url, admin credentials, authenticate).
+
+    Attributes:
+        host: keystone unit's public address.
+        admin_password: the keystone charm's `admin-password`.
+        port: keystone's public port.
+    """
+
+    host: str
+    admin_password: str = field(repr=False)
+    port: int = 5000
+    admin_username: str = "admin"
+
+    @property
+    def url(self) -> str:
+        """Keystone's v3 URL."""
+        return f"http://{self.host}:{self.port}/v3"
+
+    # The functional tier's password authentication only needs `self.url`.
+    authenticate = realstack.Keystone.authenticate
+
+
+def keystone_admin_password() -> str:
+    """Password given to the keystone charm (`admin-password`), registered for redaction."""
+    password = os.environ.get("GLANCE_IT_ADMIN_PASSWORD") or secrets.token_urlsafe(24)
+    realstack.remember_secret(password)
+    return password
+
+
+def wait_active(juju: jubilant.Juju, *apps: str) -> jubilant.Status:
+    """Wait until every given app (all if none) is active, failing fast on error status.
+
+    Args:
+        juju: the model.
+        *apps: applications to wait for.
+
+    Returns:
+        The final status.
+    """
+    return juju.wait(
+        lambda status: jubilant.all_active(status, *apps) and jubilant.all_agents_idle(status),
+        error=jubilant.any_error,
+        timeout=DEPLOY_TIMEOUT,
+        delay=5,
+    )
+
+
+def deploy_core(juju: jubilant.Juju, charm: Path, admin_password: str) -> None:
+    """Deploy glance with keystone and MySQL (InnoDB cluster + mysql-router), and relate them.
+
+    Args:
+        juju: the model.
+        charm: the packed glance charm.
+        admin_password: keystone's admin password.
+    """
+    juju.deploy("mysql-innodb-cluster", channel=MYSQL_CHANNEL, num_units=MYSQL_UNITS, base=BASE)
+    juju.deploy(
+        "keystone",
+        channel=OPENSTACK_CHANNEL,
+        base=BASE,
+        config={"admin-password": admin_password, "openstack-origin": "distro"},
+    )
+    for router in ("keystone-mysql-router", "glance-mysql-router"):
+        juju.deploy("mysql-router", router, channel=MYSQL_CHANNEL, base=BASE)
+        juju.integrate(f"{router}:db-router", "mysql-innodb-cluster:db-router")
+    juju.deploy(charm, APP, base=BASE)
+    juju.integrate("keystone-mysql-router:shared-db", "keystone:shared-db")
+    juju.integrate("glance-mysql-router:shared-db", f"{APP}:shared-db")
+    juju.integrate(f"{APP}:identity-service", "keystone:identity-service")
+    wait_active(juju)
+
+
+def deploy_swift(juju: jubilant.Juju) -> None:
+    """Add a one-node Swift (swift-proxy + swift-storage on a loop file) related to glance.
+
+    Args:
+        juju: the model with the core deployed.
+    """
+    juju.deploy(
+        "swift-proxy",
+        channel=OPENSTACK_CHANNEL,
+        base=BASE,
+        config={"zone-assignment": "manual", "replicas": 1, "openstack-origin": "distro"},
+    )
+    juju.deploy(
+        "swift-storage",
+        channel=OPENSTACK_CHANNEL,
+        base=BASE,
+        config={"zone": 1, "block-device": SWIFT_DEVICE, "openstack-origin": "distro"},
+    )
+    juju.integrate("swift-proxy:swift-storage", "swift-storage:swift-storage")
+    juju.integrate("swift-proxy:identity-service", "keystone:identity-service")
+    juju.integrate(f"{APP}:object-store", "swift-proxy:object-store")
+    wait_active(juju)
+
+
+def deploy_ceph(juju: jubilant.Juju) -> None:
+    """Add a one-OSD Ceph (ceph-mon + ceph-osd on loop storage) related to glance.
+
+    Args:
+        juju: the model with the core deployed.
+    """
+    juju.deploy(
+        "ceph-mon",
+        channel=CEPH_CHANNEL,
+        base=BASE,
+        config={"monitor-count": 1, "expected-osd-count": 1},
+    )
+    juju.deploy("ceph-osd", channel=CEPH_CHANNEL, base=BASE, storage={"osd-devices": OSD_STORAGE})
+    juju.integrate("ceph-osd:mon", "ceph-mon:osd")
+    juju.config(APP, {"ceph-osd-replication-count": 1})
+    juju.integrate(f"{APP}:ceph", "ceph-mon:client")
+    wait_active(juju)
+
+
+def keystone_address(juju: jubilant.Juju) -> str:
+    """Public address of the keystone unit."""
+    units = juju.status().apps["keystone"].units
+    return next(iter(units.values())).public_address
+
+
+def image_client(juju: jubilant.Juju, admin_password: str) -> realstack.ImageClient:
+    """An ImageClient that finds glance in the deployed keystone's catalog.
+
+    Args:
+        juju: the model.
+        admin_password: keystone's admin password.
+
+    Returns:
+        The client (cloud admin, project `admin` in `admin_domain`, public interface).
+    """
+    keystone: Any = RemoteKeystone(keystone_address(juju), admin_password)
+    return realstack.ImageClient(keystone, timeout=300)
+
+
+def round_trip(client: realstack.ImageClient, store: str) -> dict[str, Any]:
+    """Upload an image to a store, read it back, compare, delete it.
+
+    Args:
+        client: the image client.
+        store: glance store id (`local`, `swift` or `ceph`).
+
+    Returns:
+        The image as glance showed it while active.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "image.raw"
+        digest = realstack.make_random_file(source, IMAGE_MIB, seed=len(store))
+        image = client.create_image(f"it-{store}-{secrets.token_hex(3)}")
+        try:
+            client.upload(image["id"], source, store=store)
+            active = client.wait_for_status(image["id"], timeout=300)
+            back = client.download(image["id"], Path(tmp) / "back.raw")
+            assert back.sha256 == digest, f"{store}: downloaded bytes differ"
+            assert active.get("stores") == store, active.get("stores")
+            assert active.get("size") == IMAGE_MIB * realstack.MIB
+            return active
+        finally:
+            client.delete_image(image["id"], missing_ok=True)
