@@ -17,7 +17,7 @@ from exceptions import (
     WorkloadError,
 )
 from glance import GlanceWorkload
-from relations import ceph, identity, image_service, mysql_client, peers, shared_db
+from relations import amqp, ceph, identity, image_service, mysql_client, peers, shared_db
 
 if TYPE_CHECKING:
     from config import GlanceConfig
@@ -123,6 +123,11 @@ class GlanceCharm(ops.CharmBase):
             )
         if self.unit.is_leader() and (relation := self.model.get_relation(mysql_client.ENDPOINT)):
             mysql_client.publish_request(relation, self.app, config.database)
+        if relation := self.model.get_relation(amqp.ENDPOINT):
+            amqp.publish_request(
+                relation, self.unit, self.app if self.unit.is_leader() else None,
+                config.rabbit_user, config.rabbit_vhost,
+            )
         if relation := self.model.get_relation(peers.ENDPOINT):
             peers.publish_address(relation, self.unit, self._bind_address(peers.ENDPOINT))
         if relation := self.model.get_relation(ceph.ENDPOINT):

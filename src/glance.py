@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DB_CA_PATH = "/etc/glance/db-client.ca"
+RABBIT_CA_PATH = "/etc/glance/rabbit-client-ca.pem"
 
 
 def oslo_escape(value: object) -> str:
@@ -79,6 +80,11 @@ class GlancePaths:
     def db_ca(self) -> Path:
         """CA the database provider sent, for TLS to MySQL."""
         return self(DB_CA_PATH)
+
+    @property
+    def rabbit_ca(self) -> Path:
+        """CA the RabbitMQ provider sent, for TLS to the broker."""
+        return self(RABBIT_CA_PATH)
 
     @property
     def ceph_conf(self) -> Path:
@@ -174,10 +180,13 @@ class GlanceWorkload:
             lock_path="/var/lib/glance/lock",
             staging_dir="/var/lib/glance/staging/",
             tasks_dir="/var/lib/glance/tasks_work_dir/",
+            rabbit_ca_path=RABBIT_CA_PATH,
         )
         specs = [self._spec(self.paths.api_conf, conf.encode())]
         if ctx.database.ssl_ca:
             specs.append(self._spec(self.paths.db_ca, ctx.database.ssl_ca.encode(), 0o644))
+        if ctx.messaging is not None and ctx.messaging.ssl_ca:
+            specs.append(self._spec(self.paths.rabbit_ca, ctx.messaging.ssl_ca.encode(), 0o644))
         return specs + self.render_store_files(ctx)
 
     def render_store_files(self, ctx: GlanceContext) -> list[files.FileSpec]:
@@ -204,7 +213,7 @@ class GlanceWorkload:
     def managed_paths(self, ctx: GlanceContext) -> list[Path]:
         """Every file this workload may write (so obsolete ones can be removed)."""
         return [
-            self.paths.api_conf, self.paths.db_ca, self.paths.ceph_conf,
+            self.paths.api_conf, self.paths.db_ca, self.paths.rabbit_ca, self.paths.ceph_conf,
             self.paths.ceph_keyring(ctx.app_name), self.paths.swift_conf,
         ]
 

@@ -107,3 +107,41 @@ class Endpoints(Frozen):
     public: str
     internal: str
     admin: str
+
+
+class MessagingInfo(Frozen):
+    """RabbitMQ hosts and credentials for notifications (oslo.messaging)."""
+
+    hosts: tuple[str, ...] = Field(min_length=1)
+    port: int = Field(5672, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    password: SecretStr
+    vhost: str = Field(min_length=1)
+    ssl: bool = False
+    ssl_ca: str | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _hosts_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            _no_controls(host)
+            if any(char in host for char in "/@?# ,"):
+                raise ValueError("not a host name or address")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password_ok(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("empty")
+        _no_controls(value.get_secret_value())
+        return value
+
+    def transport_url(self) -> str:
+        """`rabbit://user:pw@h1:port,user:pw@h2:port/vhost`, every host listed."""
+        user = quote(self.user, safe="")
+        password = quote(self.password.get_secret_value(), safe="")
+        hosts = ",".join(
+            f"{user}:{password}@{url_host(host)}:{self.port}" for host in self.hosts
+        )
+        return f"rabbit://{hosts}/{quote(self.vhost, safe='')}"

@@ -10,8 +10,17 @@ from pydantic import BaseModel, ConfigDict
 
 from config import GlanceConfig
 from exceptions import BlockedError, RelationNotReadyError
-from models import DatabaseInfo, Endpoints, IdentityCredentials, url_host
-from relations import ceph, identity, mysql_client, mysql_legacy, object_store, peers, shared_db
+from models import DatabaseInfo, Endpoints, IdentityCredentials, MessagingInfo, url_host
+from relations import (
+    amqp,
+    ceph,
+    identity,
+    mysql_client,
+    mysql_legacy,
+    object_store,
+    peers,
+    shared_db,
+)
 from stores import (
     CephSettings,
     StorageIssue,
@@ -58,6 +67,7 @@ class GlanceContext(BaseModel):
     bind_port: int = API_PORT
     ceph: CephSettings | None = None
     storage_issue: StorageIssue | None = None
+    messaging: MessagingInfo | None = None
 
     @property
     def enabled_backends(self) -> str:
@@ -100,6 +110,9 @@ class GlanceContext(BaseModel):
             (incomplete if charm.model.get_relation(identity.ENDPOINT) else missing).add(
                 "identity"
             )
+        messaging = read_messaging(charm, config)
+        if messaging is None and charm.model.get_relation(amqp.ENDPOINT):
+            incomplete.add("messaging")  # optional, but once related it must be complete
         selection = read_stores(charm, config)
         if missing or incomplete:
             if selection.issue is not None:
@@ -121,6 +134,7 @@ class GlanceContext(BaseModel):
             workers=worker_count(config.worker_multiplier),
             ceph=selection.ceph,
             storage_issue=selection.issue,
+            messaging=messaging,
         )
 
 
@@ -170,6 +184,12 @@ def read_database(charm: GlanceCharm, config: GlanceConfig) -> DatabaseInfo | No
     if related[0] == mysql_client.ENDPOINT:
         return mysql_client.read(charm.model, relation, config.database)
     return mysql_legacy.read(relation)
+
+
+def read_messaging(charm: GlanceCharm, config: GlanceConfig) -> MessagingInfo | None:
+    """Read the RabbitMQ connection from the optional amqp relation."""
+    relation = charm.model.get_relation(amqp.ENDPOINT)
+    return amqp.read(relation, config.rabbit_user, config.rabbit_vhost) if relation else None
 
 
 def read_identity(charm: GlanceCharm) -> IdentityCredentials | None:
