@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv-tox
 TOX := $(VENV)/bin/tox
 
-.PHONY: local local-down test lint unit functional integration pack bench docs
+.PHONY: local local-down test lint unit functional integration pack packing docs
 
 $(TOX):
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,11 @@ local: $(TOX)  ## install + start a real Glance stack here and drive the charm t
 local-down: $(TOX)  ## stop everything `make local` started
 	$(TOX) -e local -- down
 
-test: $(TOX)  ## lint + types + unit (with coverage) + functional
-	$(TOX) -e lint,unit,functional
+test: $(TOX)  ## lint + types + unit (with coverage) + functional + packing
+	$(TOX) -e lint,unit,functional,packing
 
 lint unit functional integration: $(TOX)
+	$(TOX) -e $@
+
+pack docs packing: $(TOX)  ## pack: build/glance_amd64.charm; docs: README table; packing: check it
 	$(TOX) -e $@
