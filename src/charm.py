@@ -18,6 +18,7 @@ from exceptions import (
 )
 from glance import GlanceWorkload
 from relations import amqp, ceph, identity, image_service, mysql_client, peers, shared_db
+from service import ServiceError
 
 if TYPE_CHECKING:
     from config import GlanceConfig
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 READY_MESSAGE = "Unit is ready"
+PAUSED_MESSAGE = "Paused. Use 'resume' action to resume normal service."
 RELATION_ENDPOINTS = (
     "shared-db", "database", "db", "identity-service", "image-service", "cluster", "amqp",
     "object-store", "ceph", "ha", "certificates", "cinder-volume-service", "storage-backend",
@@ -41,7 +43,7 @@ class GlanceCharm(ops.CharmBase):
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        self._stored.set_default(ceph_pool={})
+        self._stored.set_default(ceph_pool={}, paused=False, origin=None)
         self.workload = self.workload_factory()
         self._problem: GlanceCharmError | None = None
         self._reconciled = False
@@ -57,6 +59,10 @@ class GlanceCharm(ops.CharmBase):
                          "relation_broken"):
                 observe(getattr(self.on[name], kind), self._on_event)
         observe(self.on.collect_unit_status, self._on_collect_status)
+        observe(self.on.pause_action, self._on_pause)
+        observe(self.on.resume_action, self._on_resume)
+        observe(self.on.openstack_upgrade_action, self._on_openstack_upgrade)
+        observe(self.on.security_checklist_action, self._on_security_checklist)
 
     # ---- events ---------------------------------------------------------------------------
     def _on_event(self, event: ops.EventBase) -> None:
@@ -70,6 +76,9 @@ class GlanceCharm(ops.CharmBase):
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
         """The one place that turns the outcome of the hook into a unit status."""
         problem = self._problem
+        if self._stored.paused:
+            event.add_status(ops.MaintenanceStatus(PAUSED_MESSAGE))
+            return
         if problem is None and not self._reconciled:
             # A hook we do not observe (e.g. a storage or action hook): keep the last status.
             event.add_status(self.unit.status)
@@ -90,6 +99,9 @@ class GlanceCharm(ops.CharmBase):
 
         config = GlanceConfig.from_mapping(self.config)
         version = self._ensure_installed(config)
+        upgraded = False
+        if self._origin_changed(config) and not config.action_managed_upgrade:
+            version, upgraded = self._upgrade(config), True
         self._publish_requests(config)
         self._ensure_store_packages()
         from state import GlanceContext
@@ -99,7 +111,7 @@ class GlanceCharm(ops.CharmBase):
         except (RelationNotReadyError, BlockedError, WaitingError):
             self._publish_ready(None)
             raise
-        self._apply(ctx, version)
+        self._apply(ctx, version, restart=upgraded)
         self._remember_ceph_pool(ctx)
         self._publish_ready(ctx)
         ctx.check_storage()
@@ -112,6 +124,23 @@ class GlanceCharm(ops.CharmBase):
             version = self.workload.installed_version()
             if version is None:
                 raise WorkloadError("glance-api is not installed after apt; will retry")
+            self._stored.origin = config.openstack_origin
+        elif self._stored.origin is None:  # installed before the charm recorded its origin
+            self._stored.origin = config.openstack_origin
+        return version
+
+    def _origin_changed(self, config: GlanceConfig) -> bool:
+        return bool(self._stored.origin) and self._stored.origin != config.openstack_origin
+
+    def _upgrade(self, config: GlanceConfig) -> str:
+        """Move the packages to the release `openstack-origin` names; return the new version."""
+        self.unit.status = ops.MaintenanceStatus(f"Upgrading to {config.openstack_origin}")
+        logger.info("upgrading from %s to %s", self._stored.origin, config.openstack_origin)
+        self.workload.upgrade(config.openstack_origin)
+        self._stored.origin = config.openstack_origin
+        version = self.workload.installed_version()
+        if version is None:
+            raise WorkloadError("glance-api is not installed after the upgrade; will retry")
         return version
 
     def _publish_requests(self, config: GlanceConfig) -> None:
@@ -171,10 +200,12 @@ class GlanceCharm(ops.CharmBase):
                 "data_pool": ctx.ceph.pool.data_pool,
             }
 
-    def _apply(self, ctx: GlanceContext, version: str) -> None:
+    def _apply(self, ctx: GlanceContext, version: str, restart: bool = False) -> None:
         changed = self.workload.configure(ctx, version)
         self._ensure_db_synced(ctx, version)
-        self.workload.ensure_running(restart=changed)
+        if self._stored.paused:  # written config waits (restart marker) until resume
+            return
+        self.workload.ensure_running(restart=changed or restart)
 
     def _ensure_db_synced(self, ctx: GlanceContext, version: str) -> None:
         relation = self.model.get_relation(peers.ENDPOINT)
@@ -193,6 +224,68 @@ class GlanceCharm(ops.CharmBase):
         relations = self.model.relations.get(image_service.ENDPOINT, [])
         if relations:
             image_service.publish(relations, self.unit, ctx.endpoints.internal if ctx else None)
+
+    # ---- actions --------------------------------------------------------------------------
+    def _on_pause(self, event: ops.ActionEvent) -> None:
+        """Stop glance-api and keep it stopped across hooks until resume."""
+        self._stored.paused = True
+        try:
+            self.workload.stop()
+        except ServiceError:
+            event.fail("stopping glance-api failed; see the unit log")
+            return
+        event.set_results({"outcome": "paused"})
+
+    def _on_resume(self, event: ops.ActionEvent) -> None:
+        """Start the services again and reconcile."""
+        self._stored.paused = False
+        self._on_event(event)
+        if self._problem is not None:
+            event.fail(f"resumed, but: {self._problem}")
+            return
+        event.set_results({"outcome": "resumed"})
+
+    def _on_openstack_upgrade(self, event: ops.ActionEvent) -> None:
+        """Upgrade to `openstack-origin` now (the path when action-managed-upgrade is true)."""
+        from config import GlanceConfig
+
+        try:
+            config = GlanceConfig.from_mapping(self.config)
+        except GlanceCharmError as err:
+            event.fail(str(err))
+            return
+        if not config.action_managed_upgrade:
+            event.fail("action-managed-upgrade is false: changing openstack-origin upgrades")
+            return
+        if not self._origin_changed(config):
+            event.set_results({"outcome": "no upgrade available"})
+            return
+        self._reconciled, self._problem = True, None
+        try:
+            version = self._upgrade(config)
+            from state import GlanceContext
+
+            self._publish_requests(config)
+            ctx = GlanceContext.from_charm(self, config)
+            self._apply(ctx, version, restart=True)
+            self._publish_ready(ctx)
+        except GlanceCharmError as err:
+            self._problem = err
+            event.fail(f"upgrade incomplete: {err}")
+            return
+        event.set_results({"outcome": f"upgraded to {config.openstack_origin}",
+                           "version": version})
+
+    def _on_security_checklist(self, event: ops.ActionEvent) -> None:
+        """Report the OpenStack security guide's glance checks, pass/fail each."""
+        from checklist import run_checks
+
+        results = run_checks(self.workload.paths, self.workload.group)
+        event.set_results({name.replace("_", "-"): "PASS" if ok else f"FAIL: {why}"
+                           for name, (ok, why) in results.items()})
+        failed = [name for name, (ok, _) in results.items() if not ok]
+        if failed:
+            event.fail(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}")
 
     def _bind_address(self, endpoint: str) -> str | None:
         try:

@@ -148,17 +148,36 @@ class GlanceWorkload:
         from charmlibs import apt
 
         try:
-            archive = distro.archive_for_origin(origin)
-            if archive is not None:
-                if archive.keyring_package:
-                    apt.add_package(archive.keyring_package, update_cache=True)
-                apt.RepositoryMapping().add(
-                    apt.DebianRepository.from_repo_line(archive.line, write_file=False)
-                )
+            self._add_archive(origin)
             apt.add_package(list(distro.GLANCE_PACKAGES), update_cache=True)
         except (apt.Error, subprocess.CalledProcessError, ValueError, OSError) as err:
             logger.error("package installation failed: %s", err)
             raise WorkloadError("Package installation failed; will retry") from err
+
+    def upgrade(self, origin: str) -> None:
+        """Switch to the archive `origin` names and upgrade glance's packages to its release."""
+        from charmlibs import apt
+
+        try:
+            self._add_archive(origin)
+            apt.update()
+            for package in distro.GLANCE_PACKAGES:
+                apt.DebianPackage.from_apt_cache(package).ensure(apt.PackageState.Latest)
+        except (apt.Error, subprocess.CalledProcessError, ValueError, OSError) as err:
+            logger.error("package upgrade failed: %s", err)
+            raise WorkloadError("Package upgrade failed; will retry") from err
+
+    def _add_archive(self, origin: str) -> None:
+        from charmlibs import apt
+
+        archive = distro.archive_for_origin(origin)
+        if archive is None:
+            return
+        if archive.keyring_package:
+            apt.add_package(archive.keyring_package, update_cache=True)
+        apt.RepositoryMapping().add(
+            apt.DebianRepository.from_repo_line(archive.line, write_file=False)
+        )
 
     def _apt_install(self, packages: tuple[str, ...]) -> None:
         from charmlibs import apt

@@ -25,6 +25,7 @@ from glance import GlancePaths, GlanceWorkload
 from tests.fixtures import load
 
 GLANCE_VERSION = "2:25.1.0-2+deb12u5"
+UPGRADED_VERSION = "2:30.0.0-0ubuntu1~cloud0"
 
 
 @dataclass
@@ -96,6 +97,13 @@ class RecordingWorkload(GlanceWorkload):
 
     def db_sync(self) -> None:
         self.db_syncs += 1
+
+    upgrades: list[str] = field(default_factory=list)
+
+    def upgrade(self, origin: str) -> None:
+        """Record the upgrade; the new release's package version becomes installed."""
+        self.upgrades.append(origin)
+        self.version = UPGRADED_VERSION
 
 
 def make_workload(root: Path) -> RecordingWorkload:
