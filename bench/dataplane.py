@@ -1,0 +1,469 @@
+"""Data-plane throughput of the glance-api the charm configures, against this machine's ceilings.
+
+Uses the functional driver (``tests/functional/driver.GlanceStack``): real mariadb + keystone,
+the charm (through ``ops.testing.Harness`` with its production workload) writing
+``/etc/glance/glance-api.conf`` and starting glance-api with the local file store, loopback.
+
+Measured side by side in one run, for each tuning variant:
+
+* single-stream upload of an N MiB image (``curl -T``, Content-Length) vs its ceiling: the time
+  ``md5sum`` plus ``sha512sum`` take on the same file (glance hashes every byte with md5 for
+  ``checksum`` and ``hashing_algorithm`` for ``os_hash_value``); target >= 0.8x;
+* download (``curl -o /dev/null``) vs ``cat <stored file> > /dev/null``; target >= 0.8x;
+* 4 concurrent uploads: aggregate MiB/s vs the single stream; target >= 1.6x.
+
+Variants: the charm as is; ``worker-multiplier`` set through the charm's config; and options
+the charm's template does not set today (``[DEFAULT] hashing_algorithm``,
+``[local] filesystem_store_chunk_size``) applied by editing the rendered file and restarting
+glance-api (nothing under src/ or templates/ is changed; the charm's file is restored at the end).
+
+Safety on a shared machine: waits until ports 3306/5000/9292 are free and no glance-api or
+keystone runs (it never stops what it did not start), and runs in a private mount namespace
+with scratch copies of ``/etc/glance`` and ``/var/lib/glance`` (images land there, not in the
+machine's store). Needs root; about 20 s to start the stack.
+
+Usage: ``sudo .venv/bin/python bench/dataplane.py [--size-mib 512] [--reps 3] [--smoke]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import configparser
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(REPO / "src"), str(REPO)]
+
+import run_hooks  # noqa: E402 - bench/ is on sys.path as the script's dir
+
+PORTS = (3306, 5000, 9292)
+BUSY_PROCESSES = ("/usr/bin/glance-api", "keystone-wsgi-public", "mariadbd")
+GLANCE_CONF = Path("/etc/glance/glance-api.conf")
+MIB = 1024 * 1024
+
+
+# ---- waiting for a free machine -------------------------------------------------------------
+def busy_reasons() -> list[str]:
+    """Why the stack cannot start now: ports in use, or glance/keystone/mariadb running."""
+    reasons = []
+    listening = subprocess.run(["ss", "-Hltn"], capture_output=True, text=True,
+                               check=False).stdout
+    for port in PORTS:
+        if any(line.split()[3].endswith(f":{port}") for line in listening.splitlines()
+               if len(line.split()) > 3):
+            reasons.append(f"port {port} in use")
+    for pattern in BUSY_PROCESSES:
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True,
+                               check=False).stdout.split()
+        if found:
+            reasons.append(f"{pattern} running (pids {' '.join(found)})")
+    return reasons
+
+
+def wait_for_free_machine(timeout: float, interval: float = 15.0) -> None:
+    """Poll until nobody else's stack runs; never touch their processes."""
+    deadline = time.monotonic() + timeout
+    while reasons := busy_reasons():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"machine still busy after {timeout:.0f} s: {'; '.join(reasons)}")
+        print(f"waiting: {'; '.join(reasons)}", file=sys.stderr, flush=True)
+        time.sleep(interval)
+
+
+# ---- timing primitives ----------------------------------------------------------------------
+def wall(cmd: list[str], **kwargs: Any) -> float:
+    """Seconds a command takes (output discarded)."""
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    return time.perf_counter() - started
+
+
+def cat_seconds(path: Path) -> float:
+    """`cat path > /dev/null` (page cache warm: read once before)."""
+    subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
+    return wall(["cat", str(path)])
+
+
+@dataclass
+class Api:
+    """glance's image API over curl, with a keystone token kept in a 0600 header file."""
+
+    endpoint: str
+    header_file: Path
+
+    def curl(self, *args: str) -> tuple[float, str]:
+        """Run curl with the token header; return (seconds, http status)."""
+        cmd = ["curl", "-sS", "--fail-with-body", "-H", f"@{self.header_file}",
+               "-o", "/dev/null", "-w", "%{http_code}", *args]
+        started = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"curl {args[:2]} failed ({proc.returncode}): "
+                               f"{proc.stdout} {proc.stderr[-300:]}")
+        return seconds, proc.stdout
+
+    def upload(self, image_id: str, source: Path) -> float:
+        """PUT the file as the image data (Content-Length, streamed by curl, no 100-continue)."""
+        seconds, _ = self.curl("-T", str(source), "-X", "PUT", "-H", "Expect:", "-H",
+                               "Content-Type: application/octet-stream",
+                               f"{self.endpoint}/v2/images/{image_id}/file")
+        return seconds
+
+    def download(self, image_id: str) -> float:
+        """GET the image data into /dev/null."""
+        seconds, _ = self.curl(f"{self.endpoint}/v2/images/{image_id}/file")
+        return seconds
+
+
+# ---- one variant ----------------------------------------------------------------------------
+@dataclass
+class Variant:
+    """A configuration to measure: how to apply it to the running stack."""
+
+    name: str
+    apply: Callable[[], None]
+    note: str = ""
+
+
+def mib_s(size_mib: int, seconds: float) -> float:
+    """Throughput."""
+    return size_mib / seconds if seconds > 0 else float("inf")
+
+
+class DataPlane:
+    """The stack plus the measurements."""
+
+    def __init__(self, stack: Any, work: Path, size_mib: int) -> None:
+        self.stack = stack
+        self.work = work
+        self.size_mib = size_mib
+        self.client = stack.image_client()
+        self.source = work / f"image-{size_mib}m.bin"
+        header = work / "token.hdr"
+        header.touch(mode=0o600)
+        header.write_text(f"X-Auth-Token: {stack.keystone.token()}\n")
+        self.api = Api(self.client.endpoint.rstrip("/").removesuffix("/v2"), header)
+
+    def prepare_source(self) -> str:
+        """Write the random test image; return its sha256."""
+        from tests.functional import realstack
+
+        return realstack.make_random_file(self.source, self.size_mib, seed=7)
+
+    def new_image(self, name: str) -> str:
+        """Create a queued image record."""
+        return str(self.client.create_image(name)["id"])
+
+    def stored_file(self, image_id: str) -> Path:
+        """Where the local store keeps the image."""
+        datadir = self.stack.charm.config.get("filesystem-store-datadir") or \
+            "/var/lib/glance/images/"
+        return Path(datadir) / image_id
+
+    def measure(self, reps: int, concurrency: int) -> dict[str, Any]:
+        """Ceiling, single upload, download, cat and concurrent uploads, `reps` times."""
+        rows: dict[str, list[float]] = {key: [] for key in (
+            "md5sum_s", "sha512sum_s", "ceiling_s", "upload_s", "download_s", "cat_stored_s",
+            "concurrent_wall_s")}
+        cat_seconds(self.source)  # page cache warm for the hashing tools and curl
+        for rep in range(reps):
+            md5 = wall(["md5sum", str(self.source)])
+            sha = wall(["sha512sum", str(self.source)])
+            rows["md5sum_s"].append(md5)
+            rows["sha512sum_s"].append(sha)
+            rows["ceiling_s"].append(md5 + sha)
+            image = self.new_image(f"bench-single-{rep}")
+            rows["upload_s"].append(self.api.upload(image, self.source))
+            self.client.wait_for_status(image, "active")
+            rows["download_s"].append(self.api.download(image))
+            rows["cat_stored_s"].append(cat_seconds(self.stored_file(image)))
+            self.client.delete_image(image)
+            rows["concurrent_wall_s"].append(self.concurrent(concurrency, rep))
+        return self.summarise(rows, concurrency)
+
+    def concurrent(self, count: int, rep: int) -> float:
+        """Upload `count` images at once; return wall time until the last finished."""
+        images = [self.new_image(f"bench-concurrent-{rep}-{i}") for i in range(count)]
+        started = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            list(pool.map(lambda image: self.api.upload(image, self.source), images))
+        seconds = time.perf_counter() - started
+        for image in images:
+            self.client.wait_for_status(image, "active")
+            self.client.delete_image(image)
+        return seconds
+
+    def summarise(self, rows: dict[str, list[float]], concurrency: int) -> dict[str, Any]:
+        """Medians, MiB/s and the three ratios of the issue."""
+        med = {key: statistics.median(values) for key, values in rows.items()}
+        size = self.size_mib
+        upload = mib_s(size, med["upload_s"])
+        single_ratio = med["ceiling_s"] / med["upload_s"]
+        aggregate = mib_s(size * concurrency, med["concurrent_wall_s"])
+        return {
+            "raw_s": {key: [round(v, 3) for v in values] for key, values in rows.items()},
+            "md5sum_mib_s": mib_s(size, med["md5sum_s"]),
+            "sha512sum_mib_s": mib_s(size, med["sha512sum_s"]),
+            "ceiling_mib_s": mib_s(size, med["ceiling_s"]),
+            "upload_mib_s": upload,
+            "upload_vs_ceiling": single_ratio,
+            "download_mib_s": mib_s(size, med["download_s"]),
+            "cat_stored_mib_s": mib_s(size, med["cat_stored_s"]),
+            "download_vs_cat": med["cat_stored_s"] / med["download_s"],
+            "concurrent_aggregate_mib_s": aggregate,
+            "concurrent_vs_single": aggregate / upload,
+            "workers": self.workers(),
+        }
+
+    def workers(self) -> str:
+        """`workers` of the running config."""
+        return read_option("DEFAULT", "workers") or "?"
+
+    def verify_round_trip(self, expected_sha256: str) -> bool:
+        """One download through the python client with sha256: the bytes are the same."""
+        image = self.new_image("bench-verify")
+        self.client.upload(image, self.source)
+        self.client.wait_for_status(image, "active")
+        got = self.client.download(image, "/dev/null", sha256=True)
+        self.client.delete_image(image)
+        return got.sha256 == expected_sha256
+
+
+# ---- tuning ---------------------------------------------------------------------------------
+def read_option(section: str, key: str) -> str | None:
+    """A value of the rendered glance-api.conf."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(GLANCE_CONF.read_text())
+    return parser.get(section, key, fallback=None)
+
+
+def set_options(changes: dict[tuple[str, str], str | None]) -> None:
+    """Edit the rendered glance-api.conf in place (owner/mode kept): add/replace/remove keys."""
+    lines = GLANCE_CONF.read_text().splitlines()
+    for (section, key), value in changes.items():
+        start = lines.index(f"[{section}]")
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")),
+                   len(lines))
+        found = [i for i in range(start + 1, end) if lines[i].split("=")[0].strip() == key]
+        for i in reversed(found):
+            del lines[i]
+            end -= 1
+        if value is not None:
+            lines.insert(start + 1, f"{key} = {value}")
+    GLANCE_CONF.write_text("\n".join(lines) + "\n")
+
+
+def restart_glance(stack: Any) -> None:
+    """Restart glance-api through the same `service` command the charm uses; wait healthy."""
+    subprocess.run(["service", "glance-api", "restart"], check=True, capture_output=True,
+                   env=_system_env())
+    time.sleep(1.0)
+    stack.wait_healthy(90)
+
+
+def _system_env() -> dict[str, str]:
+    from service import system_env
+
+    return system_env()
+
+
+def charm_config(stack: Any, **values: float | str | None) -> Callable[[], None]:
+    """A variant applied through the charm: update config (config-changed renders+restarts)."""
+    def apply() -> None:
+        update = {k.replace("_", "-"): v for k, v in values.items() if v is not None}
+        unset = [k.replace("_", "-") for k, v in values.items() if v is None]
+        stack.harness.update_config(update, unset=unset)
+        time.sleep(1.0)
+        stack.wait_healthy(90)
+    return apply
+
+
+def template_options(stack: Any, changes: dict[tuple[str, str], str | None]
+                     ) -> Callable[[], None]:
+    """A variant the template would have to render: edit the file, restart glance-api."""
+    def apply() -> None:
+        set_options(changes)
+        restart_glance(stack)
+    return apply
+
+
+def variants(stack: Any, smoke: bool) -> list[Variant]:
+    """What is tried, in order (each on top of a fresh charm render unless stated)."""
+    cpus = os.cpu_count() or 1
+    restore = charm_config(stack, worker_multiplier=None)
+    out = [Variant("charm default (worker-multiplier unset)", restore)]
+    if smoke:
+        return out
+    out += [
+        Variant("worker-multiplier=0.5", charm_config(stack, worker_multiplier=0.5),
+                f"{max(1, int(cpus * 0.5))} workers"),
+        Variant("worker-multiplier=1", charm_config(stack, worker_multiplier=1.0),
+                f"{cpus} workers"),
+        Variant("worker-multiplier=4", charm_config(stack, worker_multiplier=4.0),
+                f"{cpus * 4} workers"),
+    ]
+
+    def default_then(changes: dict[tuple[str, str], str | None]) -> Callable[[], None]:
+        def apply() -> None:
+            restore()
+            template_options(stack, changes)()
+        return apply
+
+    chunk = ("local", "filesystem_store_chunk_size")
+    hashing = ("DEFAULT", "hashing_algorithm")
+    out += [
+        Variant("template: filesystem_store_chunk_size=1 MiB", default_then({chunk: str(MIB)})),
+        Variant("template: filesystem_store_chunk_size=4 MiB",
+                default_then({chunk: str(4 * MIB)})),
+        Variant("template: hashing_algorithm=sha256", default_then({hashing: "sha256"})),
+        Variant("template: hashing_algorithm=sha256 + chunk 1 MiB",
+                default_then({hashing: "sha256", chunk: str(MIB)})),
+    ]
+    return out
+
+
+# ---- main -----------------------------------------------------------------------------------
+def hash_speeds() -> dict[str, float]:
+    """In-process hashlib MiB/s of /usr/bin/python3 (glance's interpreter), 256 MiB each."""
+    code = (
+        "import hashlib,os,time,json\n"
+        "b=os.urandom(64<<20);r={}\n"
+        "for n in ('md5','sha256','sha512','sha1','blake2b'):\n"
+        "  h=hashlib.new(n);t=time.perf_counter()\n"
+        "  for _ in range(4):\n"
+        "    for i in range(0,len(b),1<<16): h.update(b[i:i+(1<<16)])\n"
+        "  r[n]=256/(time.perf_counter()-t)\n"
+        "print(json.dumps(r))\n"
+    )
+    out = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True,
+                         check=True, env=_system_env()).stdout
+    return {k: round(v) for k, v in json.loads(out).items()}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """Tables for bench/RESULTS.md."""
+    size = result["size_mib"]
+    lines = [
+        f"\n#### Data plane: {size} MiB image, local file store, loopback "
+        f"(median of {result['reps']} reps; round trip sha256 equal: {result['verified']})\n",
+        "| variant | workers | ceiling md5+sha512 MiB/s | upload MiB/s | upload / ceiling "
+        "(>= 0.8) | cat stored MiB/s | download MiB/s | download / cat (>= 0.8) | "
+        "4 concurrent MiB/s | concurrent / single (>= 1.6) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in result["variants"].items():
+        if "error" in r:
+            lines.append(f"| {name} | error: {r['error']} |")
+            continue
+        lines.append(
+            f"| {name} | {r['workers']} | {r['ceiling_mib_s']:.0f} | {r['upload_mib_s']:.0f} | "
+            f"{r['upload_vs_ceiling']:.2f} | {r['cat_stored_mib_s']:.0f} | "
+            f"{r['download_mib_s']:.0f} | {r['download_vs_cat']:.2f} | "
+            f"{r['concurrent_aggregate_mib_s']:.0f} | {r['concurrent_vs_single']:.2f} |")
+    first = next(iter(result["variants"].values()))
+    if "md5sum_mib_s" in first:
+        lines.append(f"\n`md5sum` {first['md5sum_mib_s']:.0f} MiB/s, `sha512sum` "
+                     f"{first['sha512sum_mib_s']:.0f} MiB/s (coreutils, same file, same run); "
+                     f"python hashlib in-process MiB/s: {result['hashlib_mib_s']}.")
+    m = result["machine"]
+    lines.append(f"\nMachine: {m['nproc']} CPUs, {m['uname']}; {m['date']}; load average "
+                 f"before {m['load_before']}, after {m['load_after']}. Stack start "
+                 f"{result['stack_start_s']:.1f} s.")
+    return "\n".join(lines) + "\n"
+
+
+def run(options: argparse.Namespace) -> dict[str, Any]:
+    """Start the stack, measure every variant, stop the stack."""
+    import platform
+
+    from tests.functional.driver import GlanceStack
+
+    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    result: dict[str, Any] = {"size_mib": options.size_mib, "reps": options.reps,
+                              "variants": {}, "command": " ".join(sys.argv)}
+    stack = GlanceStack()
+    started = time.monotonic()
+    try:
+        stack.start()
+        stack.relate_database()
+        stack.relate_identity()
+        stack.wait_healthy()
+        result["stack_start_s"] = time.monotonic() - started
+        with tempfile.TemporaryDirectory(prefix="glance-dataplane-", dir="/var/tmp") as tmp:
+            plane = DataPlane(stack, Path(tmp), options.size_mib)
+            digest = plane.prepare_source()
+            result["verified"] = plane.verify_round_trip(digest)
+            for variant in variants(stack, options.smoke):
+                print(f"measuring: {variant.name}", file=sys.stderr, flush=True)
+                try:
+                    variant.apply()
+                    result["variants"][variant.name] = plane.measure(options.reps, 4)
+                except Exception as err:  # one failed variant must not lose the others
+                    result["variants"][variant.name] = {"error": f"{type(err).__name__}: {err}"}
+            charm_config(stack, worker_multiplier=None)()  # the charm's own file back
+        result["hashlib_mib_s"] = hash_speeds()
+    finally:
+        stack.stop()
+    result["machine"] = {
+        "nproc": os.cpu_count(), "uname": " ".join(platform.uname()),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": load_before,
+        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+    return result
+
+
+def main() -> int:
+    """Parse options, wait for a free machine, measure, print markdown (+ JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="64 MiB, 1 rep, default only")
+    parser.add_argument("--wait", type=float, default=1800.0,
+                        help="seconds to wait for other stacks to finish")
+    parser.add_argument("--no-namespace", action="store_true",
+                        help="use the machine's /etc/glance and /var/lib/glance for real")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--markdown", type=Path)
+    options = parser.parse_args()
+    if os.geteuid() != 0:
+        parser.error("needs root (starts mariadb, keystone and glance-api)")
+    if options.smoke:
+        options.size_mib, options.reps = 64, 1
+    if not options.no_namespace:
+        run_hooks.reexec_in_namespace(__file__)
+        with tempfile.TemporaryDirectory(prefix="glance-dataplane-ns-", dir="/var/tmp") as tmp:
+            pristine = run_hooks.save_pristine(Path(tmp))
+            sandbox = run_hooks.Sandbox(Path(tmp) / "sandbox", pristine)
+            sandbox.reset()
+            return finish(options)
+    return finish(options)
+
+
+def finish(options: argparse.Namespace) -> int:
+    """Wait, measure, report."""
+    wait_for_free_machine(options.wait)
+    result = run(options)
+    text = markdown(result)
+    print(text)
+    if options.markdown:
+        options.markdown.write_text(text)
+    if options.json:
+        options.json.write_text(json.dumps(result, indent=1))
+    return 0 if all("error" not in v for v in result["variants"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
