@@ -17,7 +17,8 @@ from exceptions import (
     WorkloadError,
 )
 from glance import GlanceWorkload
-from relations import amqp, ceph, identity, image_service, mysql_client, peers, shared_db
+from haproxy import HaproxyConfig, HaproxyWorkload
+from relations import amqp, ceph, ha, identity, image_service, mysql_client, peers, shared_db
 from service import ServiceError
 
 if TYPE_CHECKING:
@@ -39,12 +40,14 @@ class GlanceCharm(ops.CharmBase):
     """Machine charm for OpenStack Glance."""
 
     workload_factory = GlanceWorkload
+    haproxy_factory = HaproxyWorkload
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
         self._stored.set_default(ceph_pool={}, paused=False, origin=None)
         self.workload = self.workload_factory()
+        self.haproxy = self.haproxy_factory()
         self._problem: GlanceCharmError | None = None
         self._reconciled = False
         observe = self.framework.observe
@@ -103,6 +106,7 @@ class GlanceCharm(ops.CharmBase):
         if self._origin_changed(config) and not config.action_managed_upgrade:
             version, upgraded = self._upgrade(config), True
         self._publish_requests(config)
+        self._configure_haproxy(config)
         self._ensure_store_packages()
         from state import GlanceContext
 
@@ -114,6 +118,7 @@ class GlanceCharm(ops.CharmBase):
         self._apply(ctx, version, restart=upgraded)
         self._remember_ceph_pool(ctx)
         self._publish_ready(ctx)
+        self._check_ha(config)
         ctx.check_storage()
 
     def _ensure_installed(self, config: GlanceConfig) -> str:
@@ -165,6 +170,10 @@ class GlanceCharm(ops.CharmBase):
             ceph.publish_request(
                 relation, self.unit, self.app.name, ceph_request(config, self.app.name)
             )
+        if (relation := self.model.get_relation(ha.ENDPOINT)) and config.vip:
+            data = ha.desired_data(relation, self.unit, config.vip, config.vip_iface,
+                                   config.vip_cidr, nic_for=ha.local_nic_for)
+            ha.publish(relation, self.unit, data)
         if relation := self.model.get_relation(identity.ENDPOINT):
             from state import endpoint_urls
 
@@ -172,6 +181,42 @@ class GlanceCharm(ops.CharmBase):
                 relation, self.unit, self.app if self.unit.is_leader() else None,
                 config.region, endpoint_urls(self, config),
             )
+
+    def _configure_haproxy(self, config: GlanceConfig) -> None:
+        """Haproxy on every unit: frontend 9292, one backend per unit's glance-api (9282).
+
+        It needs only config and peers, so it runs before the context is complete (the
+        VIP hacluster manages points at haproxy, whatever glance's own state).
+        """
+        relation = self.model.get_relation(peers.ENDPOINT)
+        backends = peers.peer_addresses(
+            relation, self.unit, self._bind_address(peers.ENDPOINT)
+        )
+        cfg = HaproxyConfig.from_options(
+            backends,
+            client_timeout=config.haproxy_client_timeout,
+            server_timeout=config.haproxy_server_timeout,
+            queue_timeout=config.haproxy_queue_timeout,
+            connect_timeout=config.haproxy_connect_timeout,
+            ipv6=config.prefer_ipv6,
+        )
+        changed = self.haproxy.configure(cfg)
+        if not self._stored.paused:
+            self.haproxy.ensure_running(changed)
+
+    def _check_ha(self, config: GlanceConfig) -> None:
+        """Raise what keeps a scaled-out or VIP-fronted deployment from being complete."""
+        relation = self.model.get_relation(ha.ENDPOINT)
+        if problem := ha.missing_vip_problem(relation is not None, config.vip):
+            raise BlockedError(problem)
+        peer = self.model.get_relation(peers.ENDPOINT)
+        units = max(len(peer.units) + 1 if peer else 1, self.app.planned_units())
+        if problem := ha.peer_units_without_vip_problem(units, config.vip, config.dns_ha):
+            raise BlockedError(problem)
+        if config.vip and relation is None:
+            raise RelationNotReadyError(missing={"ha"}, incomplete=set())
+        if config.vip and not ha.is_clustered(relation):
+            raise WaitingError("Waiting for hacluster to report clustered")
 
     def _ensure_store_packages(self) -> None:
         """Install the Ceph client libraries once the ceph relation appears."""
@@ -223,7 +268,8 @@ class GlanceCharm(ops.CharmBase):
     def _publish_ready(self, ctx: GlanceContext | None) -> None:
         relations = self.model.relations.get(image_service.ENDPOINT, [])
         if relations:
-            image_service.publish(relations, self.unit, ctx.endpoints.internal if ctx else None)
+            url = ctx.endpoints.internal if ctx and ctx.endpoints else None
+            image_service.publish(relations, self.unit, url)
 
     # ---- actions --------------------------------------------------------------------------
     def _on_pause(self, event: ops.ActionEvent) -> None:
@@ -231,6 +277,7 @@ class GlanceCharm(ops.CharmBase):
         self._stored.paused = True
         try:
             self.workload.stop()
+            self.haproxy.stop()
         except ServiceError:
             event.fail("stopping glance-api failed; see the unit log")
             return

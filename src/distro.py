@@ -7,7 +7,7 @@ import re
 import shutil
 from dataclasses import dataclass
 
-GLANCE_PACKAGES = ("glance-api", "python3-pymysql")
+GLANCE_PACKAGES = ("glance-api", "python3-pymysql", "haproxy")
 CEPH_PACKAGES = ("ceph-common", "python3-rbd", "python3-rados")
 HAPROXY_PACKAGES = ("haproxy",)
 GLANCE_SERVICE = "glance-api"

@@ -394,6 +394,10 @@ class HaproxyWorkload:
         """Whether haproxy runs."""
         return self.services.is_running(self.service)
 
+    def stop(self) -> None:
+        """Stop haproxy (pause action)."""
+        self.services.stop(self.service)
+
 
 def stats(stats_socket: str | Path, timeout: float = 2.0) -> list[dict[str, str]]:
     """Read ``show stat`` from the admin socket: one row per frontend, backend and server.

@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict
 
 from config import GlanceConfig
 from exceptions import BlockedError, RelationNotReadyError
+from haproxy import BACKEND_PORT
 from models import DatabaseInfo, Endpoints, IdentityCredentials, MessagingInfo, url_host
 from relations import (
     amqp,
     ceph,
+    ha,
     identity,
     mysql_client,
     mysql_legacy,
@@ -43,10 +45,9 @@ __all__ = ["GlanceConfig", "GlanceContext", "StoreConfig"]
 
 logger = logging.getLogger(__name__)
 
-API_PORT = 9292
+API_PORT = 9292  # haproxy's frontend: the port in every endpoint URL
 DATABASE_ENDPOINTS = (shared_db.ENDPOINT, mysql_client.ENDPOINT, mysql_legacy.ENDPOINT)
 BINDINGS = ("public", "internal", "admin")
-HA_ENDPOINT = "ha"
 
 
 class GlanceContext(BaseModel):
@@ -60,11 +61,11 @@ class GlanceContext(BaseModel):
     is_leader: bool
     database: DatabaseInfo
     identity: IdentityCredentials
-    endpoints: Endpoints
+    endpoints: Endpoints | None
     stores: tuple[StoreConfig, ...]
     default_store: str
     workers: int
-    bind_port: int = API_PORT
+    bind_port: int = BACKEND_PORT
     ceph: CephSettings | None = None
     storage_issue: StorageIssue | None = None
     messaging: MessagingInfo | None = None
@@ -119,7 +120,7 @@ class GlanceContext(BaseModel):
                 raise selection.issue.error(missing, incomplete)
             raise RelationNotReadyError(missing, incomplete)
         assert database is not None and credentials is not None
-        check_ha_storage(is_clustered(charm), selection)
+        check_ha_storage(scaled_out(charm), selection)
         stores = selection.stores
         return cls(
             config=config,
@@ -160,10 +161,10 @@ def read_stores(charm: GlanceCharm, config: GlanceConfig) -> StoreSelection:
     return StoreSelection(stores=tuple(stores), ceph=settings, issue=issue)
 
 
-def is_clustered(charm: GlanceCharm) -> bool:
-    """Whether glance runs as more than one unit or under hacluster."""
+def scaled_out(charm: GlanceCharm) -> bool:
+    """Whether glance runs as more than one unit or under hacluster (needs shared storage)."""
     peer = charm.model.get_relation(peers.ENDPOINT)
-    return bool(peer and peer.units) or charm.model.get_relation(HA_ENDPOINT) is not None
+    return bool(peer and peer.units) or charm.model.get_relation(ha.ENDPOINT) is not None
 
 
 def active_database_endpoints(charm: GlanceCharm) -> list[str]:
@@ -206,23 +207,37 @@ def worker_count(multiplier: float | None, cpus: int | None = None) -> int:
     return max(1, int(cpus * multiplier))
 
 
-def binding_address(charm: GlanceCharm, binding: str) -> str | None:
-    """Ingress address of an extra-binding, falling back to the identity-service binding."""
+def binding_network(charm: GlanceCharm, binding: str) -> tuple[str | None, list[str]]:
+    """Ingress address and subnets of an extra-binding (fallback: identity-service's)."""
     for name in (binding, identity.ENDPOINT):
         try:
             bound = charm.model.get_binding(name)
             if bound is not None and bound.network.ingress_address is not None:
-                return str(bound.network.ingress_address)
+                subnets = [str(i.subnet) for i in getattr(bound.network, "interfaces", [])
+                           if getattr(i, "subnet", None)]
+                return str(bound.network.ingress_address), subnets
         except Exception as err:  # network-get fails for bindings Juju does not know
             logger.debug("no address for binding %s: %s", name, type(err).__name__)
-    return None
+    return None, []
 
 
-def endpoint_urls(charm: GlanceCharm, config: GlanceConfig) -> Endpoints:
-    """Public/internal/admin URLs: os-*-hostname, else the binding's address, port 9292."""
-    hosts = {}
+def endpoint_urls(charm: GlanceCharm, config: GlanceConfig) -> Endpoints | None:
+    """Public/internal/admin URLs on port 9292, or None while they must not be published.
+
+    The host is `os-*-hostname`, else the VIP once hacluster reports clustered (never the
+    unit address before that: LP#1544959), else the binding's address.
+    """
+    clustered = ha.is_clustered(charm.model.get_relation(ha.ENDPOINT))
+    urls = {}
     for name in BINDINGS:
-        override = getattr(config, f"os_{name}_hostname")
-        address = override or binding_address(charm, name)
-        hosts[name] = url_host(address or charm.unit.name.replace("/", "-"))
-    return Endpoints(**{name: f"http://{host}:{API_PORT}" for name, host in hosts.items()})
+        address, subnets = binding_network(charm, name)
+        network = getattr(config, f"os_{name}_network")
+        host = ha.endpoint_host(
+            override=getattr(config, f"os_{name}_hostname"), vips=config.vip,
+            clustered=clustered, networks=[n for n in (network, *subnets) if n],
+            unit_address=address or charm.unit.name.replace("/", "-"),
+        )
+        if host is None:
+            return None
+        urls[name] = f"http://{url_host(host)}:{API_PORT}"
+    return Endpoints(**urls)

@@ -32,11 +32,12 @@ def publish_endpoints(
     relation: ops.Relation, unit: ops.Unit, app: ops.Application | None,
     region: str, endpoints: Endpoints | None,
 ) -> bool:
-    """Send the endpoint request (None withdraws the URLs, e.g. while clustering)."""
+    """Send the endpoint request; None sends nothing at all (e.g. before the VIP is up)."""
     urls = endpoints or Endpoints(public="", internal="", admin="")
+    announce = endpoints is not None
     changed = update_bag(relation.data[unit], {
-        "service": SERVICE,
-        "region": region,
+        "service": SERVICE if announce else None,
+        "region": region if announce else None,
         "public_url": urls.public or None,
         "internal_url": urls.internal or None,
         "admin_url": urls.admin or None,
@@ -51,7 +52,7 @@ def publish_endpoints(
                 "admin_url": urls.admin,
             }], sort_keys=True)
         changed |= update_bag(relation.data[app], {
-            "service-endpoints": k8s_endpoints, "region": region,
+            "service-endpoints": k8s_endpoints, "region": region if announce else None,
         })
     return changed
 

@@ -22,6 +22,7 @@ import pytest
 
 from charm import GlanceCharm
 from glance import GlancePaths, GlanceWorkload
+from haproxy import HAPROXY_BIN, HaproxyPaths, HaproxyWorkload
 from tests.fixtures import load
 
 GLANCE_VERSION = "2:25.1.0-2+deb12u5"
@@ -104,6 +105,15 @@ class RecordingWorkload(GlanceWorkload):
         """Record the upgrade; the new release's package version becomes installed."""
         self.upgrades.append(origin)
         self.version = UPGRADED_VERSION
+
+
+def make_haproxy(root: Path, services: FakeServices) -> HaproxyWorkload:
+    """The real haproxy workload under root; `haproxy -c` is the real binary when present."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    binary = HAPROXY_BIN if Path(HAPROXY_BIN).exists() else "true"
+    return HaproxyWorkload(paths=HaproxyPaths(root), services=services,  # type: ignore[arg-type]
+                           haproxy_bin=binary, owner=user, group=group)
 
 
 def make_workload(root: Path) -> RecordingWorkload:
@@ -205,7 +215,10 @@ class GlanceHarness:
 @pytest.fixture
 def gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlanceHarness]:
     root = tmp_path / "root"
-    monkeypatch.setattr(GlanceCharm, "workload_factory", staticmethod(lambda: make_workload(root)))
+    workload = make_workload(root)
+    monkeypatch.setattr(GlanceCharm, "workload_factory", staticmethod(lambda: workload))
+    haproxy = make_haproxy(root, workload.services)  # type: ignore[arg-type]
+    monkeypatch.setattr(GlanceCharm, "haproxy_factory", staticmethod(lambda: haproxy))
     harness = ops.testing.Harness(GlanceCharm)
     harness.add_network("10.5.0.100")
     harness.set_leader(True)

@@ -40,8 +40,9 @@ def _stub_venv(path: Path) -> Path:
     return path
 
 
-def _project_copy(tmp_path: Path, *, prime: list[str] | None = None, executable: bool) -> Path:
-    """Copy of the repository's charm files, with a chosen prime list and entrypoint mode."""
+def _project_copy(tmp_path: Path, *, prime: list[str] | None = None, executable: bool,
+                  binary_packages: list[str] | None = None) -> Path:
+    """Copy of the repository's charm files, with chosen prime list, wheels and entrypoint."""
     root = tmp_path / "project"
     root.mkdir()
     for name in ("src", "templates"):
@@ -51,6 +52,8 @@ def _project_copy(tmp_path: Path, *, prime: list[str] | None = None, executable:
     charmcraft = yaml.safe_load((ROOT / "charmcraft.yaml").read_text())
     if prime is not None:
         charmcraft["parts"]["charm"]["prime"] = prime
+    if binary_packages is not None:
+        charmcraft["parts"]["charm"]["charm-binary-python-packages"] = binary_packages
     (root / "charmcraft.yaml").write_text(yaml.safe_dump(charmcraft))
     entrypoint = root / "src" / "charm.py"
     mode = entrypoint.stat().st_mode
@@ -239,7 +242,8 @@ def test_problems_none_for_a_good_project(tmp_path: Path) -> None:
 
 
 def test_problems_found(tmp_path: Path) -> None:
-    root = _project_copy(tmp_path, prime=["src/", "templates/"], executable=False)
+    root = _project_copy(tmp_path, prime=["src/", "templates/"], executable=False,
+                         binary_packages=[])
     problems = pack.project_problems(pack.load_project(root), _stub_venv(tmp_path / "v"))
     assert len(problems) == 3
     assert "dispatch, hooks, venv would be left out" in problems[0]

@@ -106,12 +106,18 @@ def add_peer(gh: GlanceHarness) -> None:
     gh.harness.add_relation_unit(peer.id, "glance/1")
 
 
+def add_clustered_vip(gh: GlanceHarness) -> None:
+    """Scale-out needs a VIP: set one and let hacluster report clustered."""
+    gh.harness.update_config({"vip": "10.5.100.1"})
+    gh.add_fixture("ha_hacluster")
+
+
 def test_scale_out_on_local_disk_is_refused(gh: GlanceHarness) -> None:
     add_peer(gh)
     gh.relate_core()
     assert gh.status() == ops.BlockedStatus(HA_MESSAGE)
     assert not gh.conf_path.exists()
-    assert gh.services.calls == []
+    assert [call for call in gh.services.calls if call[1] == "glance-api"] == []
 
 
 def test_ha_relation_on_local_disk_is_refused(gh: GlanceHarness) -> None:
@@ -127,6 +133,7 @@ def test_ha_relation_on_local_disk_is_refused(gh: GlanceHarness) -> None:
 @pytest.mark.parametrize("related", ["ceph", "swift"])
 def test_scale_out_with_a_shared_store_runs(gh: GlanceHarness, related: str) -> None:
     add_peer(gh)
+    add_clustered_vip(gh)
     gh.relate_core()
     relate_stores(gh, related)
     assert gh.status() == ops.ActiveStatus("Unit is ready")
@@ -135,6 +142,7 @@ def test_scale_out_with_a_shared_store_runs(gh: GlanceHarness, related: str) -> 
 
 def test_scale_out_waits_for_a_related_shared_store(gh: GlanceHarness) -> None:
     add_peer(gh)
+    add_clustered_vip(gh)
     gh.relate_core()
     rel = gh.relate_ceph(answer=False)
     assert gh.status() == ops.WaitingStatus("Ceph broker request incomplete")
