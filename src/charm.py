@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import TYPE_CHECKING
 
 import ops
@@ -250,7 +251,45 @@ class GlanceCharm(ops.CharmBase):
         self._ensure_db_synced(ctx, version)
         if self._stored.paused:  # written config waits (restart marker) until resume
             return
-        self.workload.ensure_running(restart=changed or restart)
+        if restart:
+            self.workload.mark_restart_needed()
+        self._rolling_restart(ctx, changed or restart)
+
+    def _rolling_restart(self, ctx: GlanceContext, changed: bool) -> None:
+        """Restart glance-api for new config, one unit at a time when there are several.
+
+        A unit that needs a restart asks the leader for the lock in its peer bag; the
+        leader grants one unit at a time in the app bag; the holder restarts, waits until
+        its API answers /healthcheck (haproxy on every unit then sends it traffic again),
+        and reports done, which lets the leader grant the next. The classic charm restarts
+        every unit at once.
+        """
+        peer = self.model.get_relation(peers.ENDPOINT)
+        if peer is None or not peer.units:  # alone: nothing to coordinate
+            self.workload.ensure_running(restart=changed or self.workload.restart_needed())
+            return
+        if self.workload.restart_needed():
+            peers.request_restart(peer, self.unit, uuid.uuid4().hex[:12])
+        self._grant_restart_lock(peer)
+        token = peers.restart_request(peer, self.unit)
+        grant = peers.restart_grant(peer, self.app)
+        if token and grant == (self.unit.name, token):
+            self.workload.ensure_running(restart=True)
+            if not self.workload.wait_healthy(ctx.bind_port):
+                raise WorkloadError("glance-api did not answer /healthcheck after restart")
+            peers.finish_restart(peer, self.unit, token)
+            self._grant_restart_lock(peer)
+        elif token:
+            self.workload.ensure_running(restart=False)  # keep serving the old config
+            raise WaitingError("Waiting for the rolling restart lock")
+        else:
+            self.workload.ensure_running(restart=False)
+
+    def _grant_restart_lock(self, peer: ops.Relation) -> None:
+        if self.unit.is_leader():
+            peers.set_restart_grant(
+                peer, self.app, peers.next_restart_grant(peer, self.app, self.unit)
+            )
 
     def _ensure_db_synced(self, ctx: GlanceContext, version: str) -> None:
         relation = self.model.get_relation(peers.ENDPOINT)

@@ -305,7 +305,8 @@ class GlanceWorkload:
         Returns whether the service was (re)started.
         """
         try:
-            if restart or self.restart_needed():
+            if restart or (self.restart_needed() and not self.services.is_running(
+                    distro.GLANCE_SERVICE)):
                 self.services.restart(distro.GLANCE_SERVICE)
                 self.paths.restart_marker.unlink(missing_ok=True)
                 return True
@@ -314,6 +315,17 @@ class GlanceWorkload:
                 return True
         except ServiceError as err:
             raise WorkloadError("glance-api failed to start; see its log") from err
+        return False
+
+    def wait_healthy(self, port: int, timeout: float = 120.0) -> bool:
+        """Poll /healthcheck until the API answers (after a restart); False on timeout."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.healthy(port):
+                return True
+            time.sleep(1.0)
         return False
 
     def stop(self) -> None:

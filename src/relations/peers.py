@@ -89,3 +89,62 @@ def peer_addresses(
         if unit.name != own_unit.name and address is not None:
             found[unit.name] = address
     return sorted(found.items(), key=lambda item: _unit_number(item[0]))
+
+
+# ---- rolling restarts: one unit at a time, granted by the leader ----------------------------
+RESTART_REQUEST_KEY = "restart-request"
+RESTART_DONE_KEY = "restart-done"
+RESTART_GRANT_KEY = "restart-granted"
+
+
+def restart_request(relation: ops.Relation, unit: ops.Unit) -> str | None:
+    """The token of the restart a unit is waiting for, if any."""
+    return clean(relation.data[unit].get(RESTART_REQUEST_KEY))
+
+
+def request_restart(relation: ops.Relation, unit: ops.Unit, token: str) -> bool:
+    """Ask the leader for the restart lock (keeps an existing request's token)."""
+    if restart_request(relation, unit):
+        return False
+    return update_bag(relation.data[unit], {RESTART_REQUEST_KEY: token})
+
+
+def finish_restart(relation: ops.Relation, unit: ops.Unit, token: str) -> bool:
+    """Report the restart done, which frees the lock for the next unit."""
+    return update_bag(relation.data[unit], {RESTART_REQUEST_KEY: None, RESTART_DONE_KEY: token})
+
+
+def restart_grant(relation: ops.Relation, app: ops.Application) -> tuple[str, str] | None:
+    """(unit name, token) currently allowed to restart, from the leader's app bag."""
+    raw = clean(relation.data[app].get(RESTART_GRANT_KEY))
+    if raw is None or " " not in raw:
+        return None
+    unit, token = raw.split(" ", 1)
+    return unit, token
+
+
+def next_restart_grant(
+    relation: ops.Relation, app: ops.Application, own_unit: ops.Unit
+) -> tuple[str, str] | None:
+    """Leader: the grant to hold now (keep the current one until its unit is done or gone)."""
+    units = {unit.name: unit for unit in (*relation.units, own_unit)}
+    current = restart_grant(relation, app)
+    if current is not None:
+        holder = units.get(current[0])
+        done = holder is None or clean(relation.data[holder].get(RESTART_DONE_KEY)) == current[1]
+        if not done:
+            return current
+    waiting = sorted(
+        (name, token) for name, unit in units.items()
+        if (token := restart_request(relation, unit))
+        and (current is None or (name, token) != current)
+    )
+    return waiting[0] if waiting else None
+
+
+def set_restart_grant(
+    relation: ops.Relation, app: ops.Application, grant: tuple[str, str] | None
+) -> bool:
+    """Leader: publish who may restart now."""
+    value = f"{grant[0]} {grant[1]}" if grant else None
+    return update_bag(relation.data[app], {RESTART_GRANT_KEY: value})

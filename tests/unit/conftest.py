@@ -100,6 +100,12 @@ class RecordingWorkload(GlanceWorkload):
         self.db_syncs += 1
 
     upgrades: list[str] = field(default_factory=list)
+    health_waits: int = 0
+
+    def wait_healthy(self, port: int, timeout: float = 120.0) -> bool:
+        """No API here: record the wait (the functional tier polls the real one)."""
+        self.health_waits += 1
+        return True
 
     def upgrade(self, origin: str) -> None:
         """Record the upgrade; the new release's package version becomes installed."""
