@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import uuid
 from typing import TYPE_CHECKING
 
@@ -13,16 +15,30 @@ import distro
 from exceptions import (
     BlockedError,
     GlanceCharmError,
+    InvalidConfigError,
     RelationNotReadyError,
     WaitingError,
     WorkloadError,
 )
 from glance import GlanceWorkload
 from haproxy import HaproxyConfig, HaproxyWorkload
-from relations import amqp, ceph, ha, identity, image_service, mysql_client, peers, shared_db
+from relations import (
+    amqp,
+    ceph,
+    certificates,
+    ha,
+    identity,
+    image_service,
+    mysql_client,
+    peers,
+    shared_db,
+)
 from service import ServiceError
+from tls import CertRequest, MaterialError, TLSMaterial, TLSWorkload
 
 if TYPE_CHECKING:
+    from charmlibs.interfaces.tls_certificates import TLSCertificatesRequiresV4
+
     from config import GlanceConfig
     from state import GlanceContext
     from stores import CephPool
@@ -42,15 +58,26 @@ class GlanceCharm(ops.CharmBase):
 
     workload_factory = GlanceWorkload
     haproxy_factory = HaproxyWorkload
+    tls_factory = TLSWorkload
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
-        self._stored.set_default(ceph_pool={}, paused=False, origin=None)
+        self._stored.set_default(ceph_pool={}, paused=False, origin=None, tls_active=False,
+                                 tls_source="", tls_request="")
         self.workload = self.workload_factory()
         self.haproxy = self.haproxy_factory()
+        self.tls = self.tls_factory()
         self._problem: GlanceCharmError | None = None
+        self._tls_problem: GlanceCharmError | None = None
         self._reconciled = False
+        # The TLS library (and cryptography, ~0.1 s) only in hooks where the relation
+        # exists, or is being broken (the library then removes the key's secret). Built
+        # before observing, so its handlers run before _reconcile reads the certificate.
+        self._certificates: TLSCertificatesRequiresV4 | None = None
+        if (self.model.relations.get(certificates.ENDPOINT)
+                or os.environ.get("JUJU_RELATION") == certificates.ENDPOINT):
+            self._certificates = certificates.requirer(self, self._wanted_certificate)
         observe = self.framework.observe
         for event in (
             self.on.install, self.on.upgrade_charm, self.on.config_changed,
@@ -106,13 +133,19 @@ class GlanceCharm(ops.CharmBase):
         upgraded = False
         if self._origin_changed(config) and not config.action_managed_upgrade:
             version, upgraded = self._upgrade(config), True
+        frontend_problem: GlanceCharmError | None = None
+        try:  # before publishing: the endpoints' scheme is what haproxy now serves
+            self._configure_frontend(config)
+        except GlanceCharmError as err:  # the requests go out all the same
+            frontend_problem = err
         self._publish_requests(config)
-        self._configure_haproxy(config)
+        if frontend_problem is not None:
+            raise frontend_problem
         self._ensure_store_packages()
         from state import GlanceContext
 
         try:
-            ctx = GlanceContext.from_charm(self, config)
+            ctx = GlanceContext.from_charm(self, config, tls=self._stored.tls_active)
         except (RelationNotReadyError, BlockedError, WaitingError):
             self._publish_ready(None)
             raise
@@ -121,6 +154,8 @@ class GlanceCharm(ops.CharmBase):
         self._publish_ready(ctx)
         self._check_ha(config)
         ctx.check_storage()
+        if self._tls_problem is not None:  # served meanwhile: plain HTTP or the last cert
+            raise self._tls_problem
 
     def _ensure_installed(self, config: GlanceConfig) -> str:
         version = self.workload.installed_version()
@@ -180,10 +215,105 @@ class GlanceCharm(ops.CharmBase):
 
             identity.publish_endpoints(
                 relation, self.unit, self.app if self.unit.is_leader() else None,
-                config.region, endpoint_urls(self, config),
+                config.region, endpoint_urls(self, config, scheme=self.endpoint_scheme),
             )
 
-    def _configure_haproxy(self, config: GlanceConfig) -> None:
+    @property
+    def endpoint_scheme(self) -> str:
+        """``https`` once haproxy's config terminates TLS, else ``http``."""
+        return "https" if self._stored.tls_active else "http"
+
+    # ---- TLS ------------------------------------------------------------------------------
+    def _configure_frontend(self, config: GlanceConfig) -> None:
+        """TLS files, then haproxy (which loads them), then remove files no longer used.
+
+        TLS comes from the certificates relation once it issued this unit's certificate,
+        else from ssl_cert/ssl_key(/ssl_ca). While the relation's certificate for a new
+        request is pending, the certificate it issued before stays in use.
+
+        Raises:
+            InvalidConfigError: unusable ssl_* material (haproxy and its files unchanged).
+            BlockedError: haproxy rejected its config, or the relation's certificate is
+                unusable.
+        """
+        material, keep = self._tls_material(config)
+        if material is not None:
+            try:
+                self.tls.write(material, self.haproxy.mark_reload_needed)
+            except MaterialError as err:
+                logger.error("TLS material from %s rejected: %s", material.source, err)
+                if material.source == "config":
+                    raise InvalidConfigError(list(err.parts)) from None
+                raise BlockedError("Unusable certificate from the certificates relation") \
+                    from None
+        tls_pem = str(self.tls.paths.pem) if material is not None or keep else None
+        self._configure_haproxy(config, tls_pem)
+        self._stored.tls_active = tls_pem is not None
+        if material is not None:
+            self._stored.tls_source = material.source
+        elif not keep:
+            self._stored.tls_source = ""
+            self.tls.remove()  # haproxy no longer reads them
+
+    def _tls_material(self, config: GlanceConfig) -> tuple[TLSMaterial | None, bool]:
+        """What to serve: (new material or None, whether to keep the PEM in place).
+
+        Sets `_tls_problem` (reported at the end of the hook) while the relation's
+        certificate is pending or was refused.
+        """
+        self._tls_problem = None
+        related = self.model.get_relation(certificates.ENDPOINT) is not None
+        if related:
+            issued = self._relation_certificate(config)
+            if issued is not None:
+                return issued, False
+        try:
+            configured = TLSMaterial.from_config(config)
+        except MaterialError as err:
+            logger.error("ssl_* options rejected: %s", err)
+            raise InvalidConfigError(list(err.parts)) from None
+        if configured is not None:
+            return configured, False
+        keep = related and self._stored.tls_source == "relation" and self.tls.has_pem()
+        return None, keep
+
+    def _relation_certificate(self, config: GlanceConfig) -> TLSMaterial | None:
+        """The certificate issued for the current request; re-request when it changed."""
+        if self._certificates is None:  # a charm object that outlives hooks (Harness)
+            self._certificates = certificates.requirer(self, self._wanted_certificate)
+        request = self._certificate_request(config)
+        if request is not None and request.key() != self._stored.tls_request:
+            self._certificates.sync()  # new addresses or names: a new CSR
+        issued = certificates.assigned(self._certificates, request) if request else None
+        if issued is None:
+            denied = certificates.denial(self._certificates, request) if request else None
+            self._tls_problem = (
+                BlockedError(f"TLS certificate request refused ({denied})") if denied
+                else WaitingError(certificates.WAITING_MESSAGE)
+            )
+        return issued
+
+    def _certificate_request(self, config: GlanceConfig) -> CertRequest | None:
+        from state import BINDINGS, binding_network
+
+        addresses = [binding_network(self, name)[0] for name in BINDINGS]
+        return CertRequest.build(config, addresses)
+
+    def _wanted_certificate(self) -> CertRequest | None:
+        """The request the library sends (it calls this whenever it builds requests)."""
+        from config import GlanceConfig
+
+        try:
+            request = self._certificate_request(GlanceConfig.from_mapping(self.config))
+        except GlanceCharmError:  # invalid config: keep asking for what was asked before
+            if not self._stored.tls_request:
+                return None
+            common_name, sans_dns, sans_ip = json.loads(self._stored.tls_request)
+            return CertRequest(common_name, tuple(sans_dns), tuple(sans_ip))
+        self._stored.tls_request = request.key() if request is not None else ""
+        return request
+
+    def _configure_haproxy(self, config: GlanceConfig, tls_pem: str | None) -> None:
         """Haproxy on every unit: frontend 9292, one backend per unit's glance-api (9282).
 
         It needs only config and peers, so it runs before the context is complete (the
@@ -200,6 +330,7 @@ class GlanceCharm(ops.CharmBase):
             queue_timeout=config.haproxy_queue_timeout,
             connect_timeout=config.haproxy_connect_timeout,
             ipv6=config.prefer_ipv6,
+            tls_pem=tls_pem,
         )
         changed = self.haproxy.configure(cfg)
         if not self._stored.paused:
@@ -352,7 +483,7 @@ class GlanceCharm(ops.CharmBase):
             from state import GlanceContext
 
             self._publish_requests(config)
-            ctx = GlanceContext.from_charm(self, config)
+            ctx = GlanceContext.from_charm(self, config, tls=self._stored.tls_active)
             self._apply(ctx, version, restart=True)
             self._publish_ready(ctx)
         except GlanceCharmError as err:

@@ -356,12 +356,16 @@ class HaproxyWorkload:
         if files.is_current(spec):
             return False
         self.check(spec.content)
-        marker = self.paths.reload_marker
-        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        marker.touch()
+        self.mark_reload_needed()
         files.write(spec)
         logger.info("wrote %s (%d backends)", spec.path, len(cfg.backends))
         return True
+
+    def mark_reload_needed(self) -> None:
+        """Remember that haproxy must reload (a file it reads is about to change)."""
+        marker = self.paths.reload_marker
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        marker.touch()
 
     def ensure_running(self, changed: bool) -> bool:
         """Start haproxy when stopped; reload (never restart) it when its file changed.

@@ -69,6 +69,7 @@ class GlanceContext(BaseModel):
     ceph: CephSettings | None = None
     storage_issue: StorageIssue | None = None
     messaging: MessagingInfo | None = None
+    tls: bool = False  # haproxy terminates TLS: glance-api trusts X-Forwarded-Proto
 
     @property
     def enabled_backends(self) -> str:
@@ -90,8 +91,12 @@ class GlanceContext(BaseModel):
             raise self.storage_issue.error()
 
     @classmethod
-    def from_charm(cls, charm: GlanceCharm, config: GlanceConfig) -> GlanceContext:
+    def from_charm(
+        cls, charm: GlanceCharm, config: GlanceConfig, tls: bool = False
+    ) -> GlanceContext:
         """Read relations; raise RelationNotReadyError/BlockedError when not usable yet.
+
+        `tls` says whether haproxy terminates TLS (the endpoints are then https).
 
         A store that is related but not ready does not stop the others: the context holds
         the ready stores and `storage_issue`, reported after the config is applied. Nothing
@@ -129,13 +134,14 @@ class GlanceContext(BaseModel):
             is_leader=charm.unit.is_leader(),
             database=database,
             identity=credentials.model_copy(update={"region": config.region}),
-            endpoints=endpoint_urls(charm, config),
+            endpoints=endpoint_urls(charm, config, scheme="https" if tls else "http"),
             stores=stores,
             default_store=pick_default_store(config, stores),
             workers=worker_count(config.worker_multiplier),
             ceph=selection.ceph,
             storage_issue=selection.issue,
             messaging=messaging,
+            tls=tls,
         )
 
 
@@ -221,8 +227,12 @@ def binding_network(charm: GlanceCharm, binding: str) -> tuple[str | None, list[
     return None, []
 
 
-def endpoint_urls(charm: GlanceCharm, config: GlanceConfig) -> Endpoints | None:
+def endpoint_urls(
+    charm: GlanceCharm, config: GlanceConfig, scheme: str = "http"
+) -> Endpoints | None:
     """Public/internal/admin URLs on port 9292, or None while they must not be published.
+
+    `scheme` is ``https`` when haproxy terminates TLS.
 
     The host is `os-*-hostname`, else the VIP once hacluster reports clustered (never the
     unit address before that: LP#1544959), else the binding's address.
@@ -239,5 +249,5 @@ def endpoint_urls(charm: GlanceCharm, config: GlanceConfig) -> Endpoints | None:
         )
         if host is None:
             return None
-        urls[name] = f"http://{url_host(host)}:{API_PORT}"
+        urls[name] = f"{scheme}://{url_host(host)}:{API_PORT}"
     return Endpoints(**urls)

@@ -24,6 +24,7 @@ from charm import GlanceCharm
 from glance import GlancePaths, GlanceWorkload
 from haproxy import HAPROXY_BIN, HaproxyPaths, HaproxyWorkload
 from tests.fixtures import load
+from tls import TLSPaths, TLSWorkload
 
 GLANCE_VERSION = "2:25.1.0-2+deb12u5"
 UPGRADED_VERSION = "2:30.0.0-0ubuntu1~cloud0"
@@ -120,6 +121,22 @@ def make_haproxy(root: Path, services: FakeServices) -> HaproxyWorkload:
     binary = HAPROXY_BIN if Path(HAPROXY_BIN).exists() else "true"
     return HaproxyWorkload(paths=HaproxyPaths(root), services=services,  # type: ignore[arg-type]
                            haproxy_bin=binary, owner=user, group=group)
+
+
+@dataclass
+class RecordingTLS(TLSWorkload):
+    """The real TLS files under the test root; update-ca-certificates is only counted."""
+
+    ca_refreshes: int = 0
+
+    def refresh_ca_store(self) -> None:
+        self.ca_refreshes += 1
+
+
+def make_tls(root: Path) -> RecordingTLS:
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    return RecordingTLS(paths=TLSPaths(root), owner=user, group=group)
 
 
 def make_workload(root: Path) -> RecordingWorkload:
@@ -225,6 +242,8 @@ def gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlanceHarnes
     monkeypatch.setattr(GlanceCharm, "workload_factory", staticmethod(lambda: workload))
     haproxy = make_haproxy(root, workload.services)  # type: ignore[arg-type]
     monkeypatch.setattr(GlanceCharm, "haproxy_factory", staticmethod(lambda: haproxy))
+    tls = make_tls(root)
+    monkeypatch.setattr(GlanceCharm, "tls_factory", staticmethod(lambda: tls))
     harness = ops.testing.Harness(GlanceCharm)
     harness.add_network("10.5.0.100")
     harness.set_leader(True)
