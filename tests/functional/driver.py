@@ -14,13 +14,17 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ops
 import ops.testing
 
 from charm import GlanceCharm
 from tests.functional import realstack
+
+if TYPE_CHECKING:
+    from tests.functional.cephstack import CephMon
+    from tests.functional.swiftstack import SwiftStack
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +124,20 @@ class GlanceStack:
             bag["internal_url"],
         )
         return dict(bag)
+
+    def relate_object_store(self, swift: SwiftStack) -> int:
+        """Relate object-store; a swift-proxy unit joins and sends its `swift-url`."""
+        assert self.harness is not None
+        rel = swift.relate(self.harness)
+        self.relation_ids["object-store"] = rel
+        return rel
+
+    def relate_ceph(self, mon: CephMon, *, answer: bool = True) -> int:
+        """Relate ceph; ceph-mon hands over key + address and (if `answer`) runs the request."""
+        assert self.harness is not None
+        rel = mon.relate(self.harness, answer=answer)
+        self.relation_ids["ceph"] = rel
+        return rel
 
     def remove(self, endpoint: str) -> None:
         """Remove a relation the way `juju remove-relation` does (departed, then broken)."""
