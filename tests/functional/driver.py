@@ -33,7 +33,8 @@ GLANCE_CONF = Path("/etc/glance/glance-api.conf")
 
 
 def stop_glance_service() -> None:
-    """Stop glance-api (started by the charm through `service`) and wait until it is gone."""
+    """Stop haproxy and glance-api (the charm starts both through `service`); wait for them."""
+    subprocess.run(["service", "haproxy", "stop"], capture_output=True, check=False)
     subprocess.run(["service", "glance-api", "stop"], capture_output=True, check=False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
