@@ -631,3 +631,13 @@ def test_ca_store_refresh_failure_is_logged(outcome: str, monkeypatch: pytest.Mo
     assert calls == [["update-ca-certificates"]]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert bool(errors) == (outcome != "works")
+
+
+def test_requirer_is_built_for_the_broken_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               request: pytest.FixtureRequest) -> None:
+    """relation-broken: the relation is gone from the model, the library still cleans up."""
+    monkeypatch.setenv("JUJU_RELATION", "certificates")
+    harness = ops.testing.Harness(GlanceCharm)
+    request.addfinalizer(harness.cleanup)
+    harness.begin()
+    assert harness.charm._certificates is not None
