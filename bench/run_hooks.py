@@ -59,6 +59,8 @@ CHARM_FILES = ("src", "templates", "metadata.yaml", "config.yaml", "actions.yaml
 PRIVATE_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm")
 SEEDED_DIRS = ("/etc/glance", "/etc/haproxy")  # copied from the machine; the others start empty
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
+WATCHED_DIRS = ("/etc/glance", "/etc/haproxy")  # config whose change needs a service restart
+SERVICE_CONFIG = {"glance-api": "/etc/glance/", "haproxy": "/etc/haproxy/"}
 UNIT = "glance/0"
 APP = "glance"
 MODEL_UUID = "5f0c1e4a-7d1c-4b8e-9a55-3c2b1d0e9f10"
@@ -76,25 +78,32 @@ DISPATCH = (  # charmcraft's dispatch, with this repo's venv python
 
 
 # ---- charm directory ---------------------------------------------------------------------------
-def build_charm_dir(dest: Path, source: str) -> str:
-    """Assemble the charm into dest from git HEAD or the work tree; return what was used."""
+def snapshot(dest: Path, source: str, paths: tuple[str, ...] = CHARM_FILES) -> str:
+    """Copy paths of the repo into dest from git HEAD or the work tree; say which it was.
+
+    HEAD is the default everywhere: other people edit the work tree while a benchmark runs.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     if source == "head":
         commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
         archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD",
-                                  *CHARM_FILES], capture_output=True, check=True).stdout
+                                  *paths], capture_output=True, check=True).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
-        label = f"git HEAD {commit}"
-    else:
-        for name in CHARM_FILES:
-            src = REPO / name
-            if src.is_dir():
-                shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(src, dest / name)
-        label = "work tree (uncommitted changes included)"
+        return f"git HEAD {commit}"
+    for name in paths:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dest / name)
+    return "work tree (uncommitted changes included)"
+
+
+def build_charm_dir(dest: Path, source: str) -> str:
+    """Assemble the charm with a charmcraft-style dispatch into dest; return its source."""
+    label = snapshot(dest, source)
     dispatch = dest / "dispatch"
     dispatch.write_text(DISPATCH.format(python=VENV_PYTHON))
     dispatch.chmod(0o755)
@@ -288,9 +297,14 @@ class HookRun:
     cpu_seconds: float
     rc: int
     calls: list[dict[str, Any]]
-    conf_rewritten: bool
+    changed_files: list[str]
     status: str
     stderr: str = ""
+
+    @property
+    def conf_rewritten(self) -> bool:
+        """Whether glance-api.conf was (re)written."""
+        return str(GLANCE_CONF) in self.changed_files
 
     @property
     def juju_calls(self) -> list[dict[str, Any]]:
@@ -299,9 +313,18 @@ class HookRun:
 
     @property
     def restarts(self) -> int:
-        """glance-api/haproxy restarts (and starts of a stopped service)."""
-        return sum(1 for c in self.calls if _service_action(c) in ("restart", "start",
-                                                                      "reload"))
+        """Service restarts, starts and reloads (every one interrupts or risks the service)."""
+        return sum(len(actions) for actions in self.service_actions.values())
+
+    @property
+    def service_actions(self) -> dict[str, list[str]]:
+        """Map each service to its restart/start/reload/stop calls in order (status left out)."""
+        out: dict[str, list[str]] = {}
+        for call in self.calls:
+            action = _service_action(call)
+            if action in ("restart", "start", "reload", "stop", "try-restart", "force-reload"):
+                out.setdefault(_service_name(call), []).append(str(action))
+        return out
 
     @property
     def workload_procs(self) -> list[str]:
@@ -330,13 +353,28 @@ def _service_action(call: dict[str, Any]) -> str | None:
     return None
 
 
-def conf_fingerprint() -> tuple[int, int, str] | None:
-    """Inode, mtime and digest of glance-api.conf (an atomic rewrite changes the inode)."""
-    try:
-        stat = GLANCE_CONF.stat()
-        return stat.st_ino, stat.st_mtime_ns, hashlib.sha256(GLANCE_CONF.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
+def _service_name(call: dict[str, Any]) -> str:
+    words = [a for a in call.get("args", []) if not a.startswith("-")]
+    if call.get("tool") == "service":
+        return str(words[0])
+    return str(words[1]).removesuffix(".service") if len(words) > 1 else "?"
+
+
+def files_fingerprint() -> dict[str, tuple[int, int, str]]:
+    """Inode, mtime and digest of every file under the config dirs (atomic writes change inode)."""
+    out = {}
+    for top in WATCHED_DIRS:
+        for path in sorted(Path(top).rglob("*")) if Path(top).is_dir() else []:
+            if path.is_file() and not path.name.startswith("."):
+                stat = path.stat()
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                out[str(path)] = (stat.st_ino, stat.st_mtime_ns, digest)
+    return out
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Paths written, created or removed between two fingerprints."""
+    return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
 
 
 class Bench:
@@ -485,7 +523,7 @@ class Bench:
         if self.sandbox is not None:
             self.sandbox.activate()
         _, self._log_offset = hooktools.read_log(str(self.log_path), self._log_offset)
-        before = conf_fingerprint()
+        before = files_fingerprint()
         with timed() as clock:
             proc = subprocess.run(["./dispatch"], cwd=self.charm_dir, env=env,
                                   capture_output=True, text=True, check=False)
@@ -494,7 +532,7 @@ class Bench:
             unit_status = state["status"]["unit"]
             status = f"{unit_status['status']}: {unit_status['message']}"
         return HookRun(hook, clock.wall, clock.cpu, proc.returncode, calls,
-                       conf_fingerprint() != before, status, proc.stderr)
+                       changed(before, files_fingerprint()), status, proc.stderr)
 
     def run_floor(self, code: str = "import ops") -> Clock:
         """`python -c CODE` in the same venv, environment and directory."""
@@ -533,7 +571,7 @@ class Bench:
         for _ in range(3):  # settle: until a hook changes nothing
             run = self.run("update-status")
             runs.append(run)
-            if not any(c["tool"] == "relation-set" for c in run.calls) and not run.conf_rewritten:
+            if not any(c["tool"] == "relation-set" for c in run.calls) and not run.changed_files:
                 break
         return runs
 
@@ -715,18 +753,48 @@ def importtime_summary(samples: list[dict[str, tuple[int, int, int]]]) -> dict[s
     }
 
 
+def verdict(runs: list[HookRun], services_running: set[str]) -> tuple[list[str], list[str]]:
+    """Per service: restarts that changed nothing, and config changes left without a restart.
+
+    A service whose config files changed should be restarted (or reloaded) once; starting a
+    service that was not running yet is a start, not an outage, and is not counted as extra.
+    """
+    extra, missed = [], []
+    files = {path for run in runs for path in run.changed_files}
+    actions: dict[str, list[str]] = {}
+    for run in runs:
+        for service, acts in run.service_actions.items():
+            actions.setdefault(service, []).extend(acts)
+    for service, prefix in SERVICE_CONFIG.items():
+        config_changed = any(path.startswith(prefix) for path in files)
+        acts = actions.get(service, [])
+        outages = [a for a in acts if a != "start" or service in services_running]
+        if len(outages) > int(config_changed):
+            extra.append(f"{service} {'+'.join(acts)} without config change"
+                         if not config_changed else f"{service} {'+'.join(acts)}")
+        if config_changed and not acts and service in services_running:
+            missed.append(f"{service} config changed, not restarted")
+    return extra, missed
+
+
 def measure_restarts(bench: Bench) -> dict[str, Any]:
-    """Scripted deployment; restarts and file rewrites per step vs what changed."""
+    """Scripted deployment; per step: files written, service actions, and whether they match."""
     deployment = Deployment(profile="single", consumers=1)
     steps: list[dict[str, Any]] = []
+    running: set[str] = set()
 
-    def record(label: str, run_list: list[HookRun], effective: bool | None = None) -> None:
-        rewritten = any(r.conf_rewritten for r in run_list)
-        effective = rewritten if effective is None else effective
+    def record(label: str, run_list: list[HookRun]) -> None:
+        extra, missed = verdict(run_list, running)
+        actions: dict[str, list[str]] = {}
+        for run in run_list:
+            for service, acts in run.service_actions.items():
+                actions.setdefault(service, []).extend(acts)
+        running.update(service for service, acts in actions.items() if acts[-1] != "stop")
+        files = sorted({path for run in run_list for path in run.changed_files})
         steps.append({
-            "step": label, "hooks": len(run_list), "effective_change": effective,
-            "conf_rewritten": rewritten, "restarts": sum(r.restarts for r in run_list),
-            "expected_restarts": 1 if effective else 0,
+            "step": label, "hooks": len(run_list), "files": files,
+            "service_actions": actions, "restarts": sum(r.restarts for r in run_list),
+            "extra": extra, "missed": missed,
             "juju_calls": sum(len(r.juju_calls) for r in run_list),
             "apt_dpkg": sum(len(r.apt_dpkg) for r in run_list),
             "status": run_list[-1].status, "rc": max(r.rc for r in run_list),
@@ -743,14 +811,14 @@ def measure_restarts(bench: Bench) -> dict[str, Any]:
         cursor += count
     record("settle: update-status", runs[cursor:])
     rel_id, unit = identity_rel(bench)
-    record("no-op: update-status x3", [bench.run("update-status") for _ in range(3)], False)
-    record("no-op: config-changed", [bench.run("config-changed")], False)
+    record("no-op: update-status x3", [bench.run("update-status") for _ in range(3)])
+    record("no-op: config-changed", [bench.run("config-changed")])
     record("no-op: identity-service-relation-changed (same data)",
-           [bench.run("identity-service-relation-changed", rel_id, unit)], False)
-    record("no-op: leader-elected", [bench.run("leader-elected")], False)
+           [bench.run("identity-service-relation-changed", rel_id, unit)])
+    record("no-op: leader-elected", [bench.run("leader-elected")])
     with bench.edit() as state:
         state["config"]["debug"] = True
-    record("config change: debug=true", [bench.run("config-changed")], True)
+    record("config change: debug=true", [bench.run("config-changed")])
     for endpoint in ("image-service", "shared-db"):
         rel = bench.relation_ids[endpoint][0]
         remote = bench.relation(rel)["units"][0]
@@ -763,8 +831,8 @@ def measure_restarts(bench: Bench) -> dict[str, Any]:
     noop = [s for s in steps if s["step"].startswith("no-op")]
     return {"steps": steps,
             "noop_restarts": sum(s["restarts"] for s in noop),
-            "mismatches": [s["step"] for s in steps
-                           if s["rc"] == 0 and s["restarts"] != s["expected_restarts"]]}
+            "mismatches": [f"{s['step']}: {'; '.join(s['extra'] + s['missed'])}"
+                           for s in steps if s["rc"] == 0 and (s["extra"] or s["missed"])]}
 
 
 def measure_scale(make_bench: Callable[[str], Bench], runs: int, peers: tuple[int, ...],
@@ -805,7 +873,7 @@ def measure_scale(make_bench: Callable[[str], Bench], runs: int, peers: tuple[in
                 last = samples.last
                 row[hook] = {**samples.stats(), "juju_calls": len(last.juju_calls),
                              "histogram": tool_histogram(last), "rc": last.rc,
-                             "rewrites": int(last.conf_rewritten)}
+                             "files_written": last.changed_files}
         growth = {hook: {
             key: rows[-1][hook][key] / max(1e-9, rows[0][hook][key])
             for key in ("min_ms", "median_ms", "cpu_median_ms")
@@ -908,6 +976,21 @@ def _scale_md(scale: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _restarts_md(data: dict[str, Any]) -> list[str]:
+    lines = ["\n#### Restarts over a scripted deployment (profile `single`)\n",
+             "| step | hooks | files written | service actions | verdict | hook-tool calls | "
+             "apt/dpkg procs | status after |", "|---|---:|---|---|---|---:|---:|---|"]
+    for s in data["steps"]:
+        files = ", ".join(Path(f).name for f in s["files"]) or "-"
+        actions = ", ".join(f"{svc} {'+'.join(acts)}"
+                            for svc, acts in s["service_actions"].items()) or "-"
+        verdict_text = "; ".join(s["extra"] + s["missed"]) or "ok"
+        lines.append(f"| {s['step']} | {s['hooks']} | {files} | {actions} | {verdict_text} | "
+                     f"{s['juju_calls']} | {s['apt_dpkg']} | `{s['status']}` |")
+    lines.append(f"\nRestarts in no-op steps: {data['noop_restarts']}.")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """Tables for bench/RESULTS.md."""
     lines: list[str] = [f"Charm: {result.get('charm')}; stand-in tools: {result.get('tools')}."]
@@ -927,15 +1010,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {hook} | {data['total_ms']:.0f} ({data['modules']}) | {top} | "
                          f"{libs} |")
     if "restarts" in result:
-        lines += ["\n#### Restarts over a scripted deployment (profile `single`)\n",
-                  "| step | hooks | glance-api.conf rewritten | restarts | expected | "
-                  "hook-tool calls | apt/dpkg procs | status after |",
-                  "|---|---:|---|---:|---:|---:|---:|---|"]
-        for s in result["restarts"]["steps"]:
-            lines.append(
-                f"| {s['step']} | {s['hooks']} | {'yes' if s['conf_rewritten'] else 'no'} | "
-                f"{s['restarts']} | {s['expected_restarts']} | {s['juju_calls']} | "
-                f"{s['apt_dpkg']} | `{s['status']}` |")
+        lines += _restarts_md(result["restarts"])
     if "scale" in result:
         lines += _scale_md(result["scale"])
     if "overhead" in result:
