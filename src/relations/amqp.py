@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Mapping
 
 import ops
@@ -31,7 +30,7 @@ def _ssl_ca(raw: str | None) -> str | None:
         return None
     try:
         text = base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
         log_bad_key(ENDPOINT, "ssl_ca", "not base64 PEM")
         return None
     return text if "BEGIN CERTIFICATE" in text else None

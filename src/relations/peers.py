@@ -21,7 +21,7 @@ def db_sync_record(relation: ops.Relation | None, app: ops.Application) -> dict[
         return None
     try:
         record = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         return None
     if not isinstance(record, dict):
         return None

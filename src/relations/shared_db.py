@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 
@@ -47,7 +46,7 @@ def _ssl_ca(raw: str | None) -> str | None:
         return None
     try:
         text = base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
         log_bad_key(ENDPOINT, "ssl_ca", "not base64 PEM")
         return None
     return text if "BEGIN CERTIFICATE" in text else None
@@ -63,7 +62,7 @@ def allowed_units(relation: ops.Relation) -> list[str] | None:
         return None
     try:
         listed = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
         listed = raw.split()
     if isinstance(listed, str):
         listed = listed.split()

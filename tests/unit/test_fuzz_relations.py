@@ -66,15 +66,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # of this file. While an entry is here the fuzzers step around that one input class
 # (counted as "known-bug hits"); delete the entry with the xfail mark once src/ is fixed.
 KNOWN_BUGS = {
-    "json-recursion": "deeply nested JSON raises RecursionError out of the hook "
-                      "(shared_db.allowed_units, peers.db_sync_record)",
     "store-dropped": "a store in use is dropped from the config (default-store moves to local, "
                      "the keyring is deleted) when its relation data turns unusable",
     "db-host": "database host/name not validated: 'a:b' or 'db:4000' render a different URL",
     "identity-host": "keystone host/port not validated: 'a b/c@d' or port 65536 render a "
                      "broken auth_url",
     "oslo-quotes": "value quoted on both ends loses its quotes when oslo.config reads it",
-    "ssl-ca-ascii": "non-ASCII ssl_ca raises ValueError out of the hook (shared_db/amqp _ssl_ca)",
     "amqp-host": "rabbit host not validated: 'a:b' renders a transport_url with port 'b:5672'",
 }
 
@@ -1304,14 +1301,12 @@ def test_metadata_endpoints_are_all_fuzzed_or_listed() -> None:
 
 
 # ---- regression tests for the bugs found (strict xfail until src/ is fixed) ----------------
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["json-recursion"])
 def test_deeply_nested_allowed_units_does_not_crash_the_hook(gh: GlanceHarness) -> None:
     gh.add_fixture("identity-service_keystone")
     gh.add_fixture("shared-db_mysql-router", override={"allowed_units": DEEP_JSON})
     assert classify(gh.status()) in {"ready", "relations"}
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["json-recursion"])
 def test_deeply_nested_db_sync_record_does_not_crash_a_non_leader(gh: GlanceHarness) -> None:
     gh.relate_core()
     peer = gh.harness.model.get_relation("cluster")
@@ -1394,7 +1389,6 @@ def test_quoted_keystone_password_survives_oslo_config(gh: GlanceHarness, secret
     assert oslo_value(read_ini(gh.conf_path)["keystone_authtoken"]["password"]) == secret
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["ssl-ca-ascii"])
 @pytest.mark.parametrize("ssl_ca", ["ü", "Q0E=\u00e9", "😀"])
 @pytest.mark.parametrize("fixture", ["shared-db_mysql-router", "amqp_rabbitmq-server"])
 def test_non_ascii_ssl_ca_is_ignored_not_a_crash(gh: GlanceHarness, fixture: str,
