@@ -20,8 +20,8 @@ from pydantic import (
 
 from distro import archive_for_origin
 from exceptions import InvalidConfigError
+from models import is_hostname
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
 _FORMAT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIZE = re.compile(r"^\s*(?P<num>\d+)\s*(?P<unit>[KMGTPE]?)B?\s*$", re.IGNORECASE)
@@ -232,7 +232,7 @@ class GlanceConfig(BaseModel):
     @field_validator("os_public_hostname", "os_internal_hostname", "os_admin_hostname")
     @classmethod
     def _hostname(cls, value: str | None) -> str | None:
-        if value is not None and not _HOSTNAME.match(value.strip()):
+        if value is not None and not is_hostname(value.strip()):
             raise ValueError("not a valid host name")
         return value.strip() if value else value
 

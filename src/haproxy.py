@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import ipaddress
 import logging
 import os
 import re
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 import distro
 import files
 from exceptions import BlockedError, WorkloadError
-from models import url_host
+from models import url_host, valid_host
 from service import ServiceError, ServiceManager
 
 logger = logging.getLogger(__name__)
@@ -40,33 +39,8 @@ DEFAULT_QUEUE_TIMEOUT = 9000
 DEFAULT_CONNECT_TIMEOUT = 9000
 
 _UNIT_NAME = re.compile(r"^(?P<app>[a-z][a-z0-9-]*)/(?P<number>[0-9]+)$")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 _POSIX_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@-]*$")
-
-
-def valid_host(value: str) -> str:
-    """Return an IP address (without IPv6 brackets) or DNS name; raise ValueError otherwise.
-
-    Args:
-        value: an address as peers publish it.
-
-    Returns:
-        The address, IPv6 brackets stripped.
-
-    Raises:
-        ValueError: not an IP address nor a host name.
-    """
-    bare = value.strip()
-    if bare.startswith("[") and bare.endswith("]"):
-        bare = bare[1:-1]
-    try:
-        return str(ipaddress.ip_address(bare))
-    except ValueError:
-        pass
-    if _HOSTNAME.match(bare) and not bare.replace(".", "").isdigit():
-        return bare
-    raise ValueError("not an IP address or host name")
 
 
 def _safe_path(value: str) -> str:
@@ -100,7 +74,7 @@ class Backend(BaseModel):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        return valid_host(value)
+        return valid_host(value, normalize=True)
 
     @property
     def server_name(self) -> str:
@@ -183,7 +157,7 @@ class HaproxyConfig(BaseModel):
     @field_validator("bind_address")
     @classmethod
     def _bind_address(cls, value: str | None) -> str | None:
-        return None if value is None else valid_host(value)
+        return None if value is None else valid_host(value, normalize=True)
 
     @field_validator("tls_pem", "stats_socket", "chroot")
     @classmethod

@@ -3,11 +3,56 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 DEFAULT_MYSQL_PORT = 3306
+
+# One DNS label (RFC 1123): letters, digits, inner hyphens, 63 characters at most. Labels are
+# matched one at a time: a single pattern for the whole name backtracks exponentially.
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def is_hostname(value: str) -> bool:
+    """Whether value is an RFC 1123 host name (253 characters at most, a final dot allowed)."""
+    name = value[:-1] if value.endswith(".") else value
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in name.split("."))
+
+
+def valid_host(value: str, *, normalize: bool = False) -> str:
+    """Return an IP address (v4 or v6) or RFC 1123 host name; raise ValueError otherwise.
+
+    The one host check for everything the charm puts into a URL or a config file.
+
+    Args:
+        value: the host as a relation or an option gave it.
+        normalize: for addresses peers publish (haproxy backends): drop surrounding blanks
+            and IPv6 brackets and return IP addresses in canonical form. Without it the
+            value must be exactly an address or a name and comes back unchanged, so what
+            is written names the host the provider sent.
+
+    Raises:
+        ValueError: not an IP address nor a host name (brackets, ports, `:`, blanks,
+            non-ASCII, an IPv6 zone, an all-numeric name such as `1.2.3`).
+    """
+    text = value
+    if normalize:
+        text = text.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    else:
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            raise ValueError("IPv6 zone not supported")
+        return str(address) if normalize else text
+    if is_hostname(text) and not text.replace(".", "").isdigit():
+        return text
+    raise ValueError("not an IP address or host name")
 
 
 def url_host(host: str) -> str:
@@ -56,8 +101,15 @@ class DatabaseInfo(Frozen):
     @field_validator("host")
     @classmethod
     def _host_ok(cls, value: str) -> str:
-        if any(char in value for char in "/@?# "):
-            raise ValueError("not a host name or address")
+        return valid_host(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        # SQLAlchemy does not unquote the database part of the URL: a name that needs
+        # %-quoting would reach MySQL changed, so it must be usable as is.
+        if quote(value, safe="") != value:
+            raise ValueError("not usable in a URL as is")
         return value
 
     def connection_url(self, ssl_ca_path: str | None = None) -> str:
@@ -124,9 +176,7 @@ class MessagingInfo(Frozen):
     @classmethod
     def _hosts_ok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for host in value:
-            _no_controls(host)
-            if any(char in host for char in "/@?# ,"):
-                raise ValueError("not a host name or address")
+            valid_host(host)
         return value
 
     @field_validator("password")

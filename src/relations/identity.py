@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import ops
 from pydantic import ValidationError
 
-from models import Endpoints, IdentityCredentials, url_host
+from models import Endpoints, IdentityCredentials, url_host, valid_host
 from relations.common import clean, log_bad_key, update_bag
 
 ENDPOINT = "identity-service"
@@ -58,9 +58,18 @@ def publish_endpoints(
 
 
 def _url(protocol: str, host: str, port: str) -> str:
-    if not port.isdigit() or protocol not in ("http", "https"):
-        raise ValueError("bad protocol or port")
-    return f"{protocol}://{url_host(host)}:{port}/v3"
+    """Keystone's `protocol://host:port/v3`; ValueError for anything that would not parse back.
+
+    The port must be a plain decimal 1-65535 (no sign, no leading zero), the host an IP
+    address or a host name.
+    """
+    if protocol not in ("http", "https"):
+        raise ValueError("bad protocol")
+    if not (port.isascii() and port.isdigit()) or str(int(port)) != port or not (
+        1 <= int(port) <= 65535
+    ):
+        raise ValueError("bad port")
+    return f"{protocol}://{url_host(valid_host(host))}:{port}/v3"
 
 
 def _from_classic(bag: Mapping[str, str]) -> IdentityCredentials | None:

@@ -39,17 +39,26 @@ def _credentials(model: ops.Model, bag: ops.RelationDataContent) -> tuple[str, s
 
 
 def _primary(raw: str) -> tuple[str, int | None] | None:
-    """Split the first `host:port` of `endpoints` (IPv6 may be bracketed)."""
+    """Split the first `host[:port]` of `endpoints`; an IPv6 address must be bracketed.
+
+    `db1`, `db1:3306`, `10.0.0.5:3306`, `[fd00::1]:3306` and `[fd00::1]` parse; a bare
+    `:`, an empty host or port, a non-numeric port and an unbracketed IPv6 address (its
+    last group would read as the port) give None. The host itself is checked by
+    DatabaseInfo.
+    """
     first = raw.split(",", maxsplit=1)[0].strip()
-    host, sep, port = first.rpartition(":")
-    if not sep or not host:
-        return first, None
-    host = host.strip("[]")
-    try:
-        return host, int(port)
-    except ValueError:
-        log_bad_key(ENDPOINT, "endpoints", "port is not an integer")
+    if first.startswith("["):
+        host, bracket, rest = first[1:].partition("]")
+        sep, port = rest[:1], rest[1:]
+        if not bracket or rest[:1] not in ("", ":") or ":" not in host:
+            log_bad_key(ENDPOINT, "endpoints", "not host:port")
+            return None
+    else:
+        host, sep, port = first.partition(":")
+    if not host or (sep and not (port.isascii() and port.isdigit())):
+        log_bad_key(ENDPOINT, "endpoints", "not host:port")
         return None
+    return host, int(port) if sep else None
 
 
 def read(model: ops.Model, relation: ops.Relation, database: str) -> DatabaseInfo | None:

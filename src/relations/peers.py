@@ -6,6 +6,7 @@ import json
 
 import ops
 
+from models import valid_host
 from relations.common import clean, update_bag
 
 ENDPOINT = "cluster"
@@ -48,13 +49,11 @@ def _unit_number(name: str) -> tuple[str, int]:
 
 def _usable_address(value: object) -> str | None:
     """An IP address or host name from a peer bag; None for garbage."""
-    from haproxy import valid_host
-
     text = clean(value)
     if text is None:
         return None
     try:
-        return valid_host(text)
+        return valid_host(text, normalize=True)
     except ValueError:
         return None
 

@@ -147,6 +147,20 @@ def test_mysql_client_non_default_port(keystone: GlanceHarness) -> None:
     assert "@10.5.0.42:6446/glance" in connection(keystone)
 
 
+@pytest.mark.parametrize(("endpoints", "expected"), [
+    ("db1", ("db1", None)), ("db1:3306,db2:3306", ("db1", 3306)),
+    ("10.5.0.42:6446", ("10.5.0.42", 6446)), ("[fd00::1]:3307", ("fd00::1", 3307)),
+    ("[fd00::1]", ("fd00::1", None)),
+    (":", None), (":3306", None), ("db1:", None), ("db1:x", None), ("db1: 3306", None),
+    ("db1:3306:1", None), ("fd00::1", None), ("[fd00::1", None), ("[fd00::1]x", None),
+    ("[fd00::1]:", None), ("[db1]:3306", None),
+])
+def test_mysql_client_endpoint_parsing(endpoints: str, expected: object) -> None:
+    from relations import mysql_client
+
+    assert mysql_client._primary(endpoints) == expected
+
+
 # ---- db (legacy mysql) ----------------------------------------------------------------------
 def test_legacy_charmed_mysql(keystone: GlanceHarness) -> None:
     keystone.add_fixture("mysql-legacy_charmed-mysql")
@@ -221,3 +235,57 @@ def test_legacy_adapter_agrees_with_ops_lib_mysql() -> None:
     assert not _MySQLConnectionDetails(relation, harness.model.get_unit("mysql/0")).is_available
     assert mysql_legacy.read(relation) is not None
     harness.cleanup()
+
+
+# ---- the shared host check (models.valid_host) -------------------------------------------
+@pytest.mark.parametrize("host", [
+    "10.5.0.42", "fd00::1", "::ffff:10.0.0.1", "db1", "db-1.example.com", "Z9.maas.",
+    "a" * 63, ".".join(["a" * 63] * 3) + "." + "a" * 61,
+])
+def test_valid_host_accepts_addresses_and_names(host: str) -> None:
+    from models import valid_host
+
+    assert valid_host(host) == host
+
+
+@pytest.mark.parametrize("host", [
+    "", " db1", "db1:3306", "[fd00::1]", "[fd00::1", "1:2", "a b", "a/b", "a@b", "a?b",
+    "a#b", "a%b", "-db", "db-", "a..b", ".", "1.2.3", "010.0.0.1", "fe80::1%eth0", "ü",
+    "a" * 64, ".".join(["a" * 63] * 4), "db_1",
+])
+def test_valid_host_rejects_anything_else(host: str) -> None:
+    from models import valid_host
+
+    with pytest.raises(ValueError):
+        valid_host(host)
+
+
+def test_valid_host_normalize_strips_brackets_and_blanks() -> None:
+    from models import valid_host
+
+    assert valid_host(" [FD00::0001] ", normalize=True) == "fd00::1"
+    assert valid_host(" juju-x-10.lxd ", normalize=True) == "juju-x-10.lxd"
+
+
+def test_valid_host_does_not_backtrack_on_long_garbage() -> None:
+    """The old one-pattern check took seconds at 25 characters, minutes at 30."""
+    import time
+
+    from models import valid_host
+
+    start = time.monotonic()
+    for length in (30, 250, 100_000):
+        with pytest.raises(ValueError):
+            valid_host("a" * length + "!")
+    assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize("name", ["my db", "a%41", "a/b", "a?b", "ü"])
+def test_database_name_that_needs_quoting_is_refused(name: str) -> None:
+    from pydantic import ValidationError
+
+    from models import DatabaseInfo
+
+    with pytest.raises(ValidationError):
+        DatabaseInfo(endpoint="db", host="db1", user="glance",
+                     password="pw", name=name)  # type: ignore[arg-type]

@@ -68,11 +68,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KNOWN_BUGS = {
     "store-dropped": "a store in use is dropped from the config (default-store moves to local, "
                      "the keyring is deleted) when its relation data turns unusable",
-    "db-host": "database host/name not validated: 'a:b' or 'db:4000' render a different URL",
-    "identity-host": "keystone host/port not validated: 'a b/c@d' or port 65536 render a "
-                     "broken auth_url",
     "oslo-quotes": "value quoted on both ends loses its quotes when oslo.config reads it",
-    "amqp-host": "rabbit host not validated: 'a:b' renders a transport_url with port 'b:5672'",
 }
 
 STATS: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -1346,7 +1342,6 @@ def test_swift_in_use_stays_configured_when_its_units_depart(gh: GlanceHarness) 
     assert snapshot(gh.root) == before
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["db-host"])
 @pytest.mark.parametrize("override", [
     {"db_host": "db1:4000"}, {"db_host": "db1:4000", "db_port": "3307"}, {"db_host": "1:2"},
 ])
@@ -1358,7 +1353,6 @@ def test_database_host_with_a_colon_is_not_written(gh: GlanceHarness,
     assert not gh.conf_path.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["db-host"])
 def test_database_name_that_sqlalchemy_would_not_unquote_is_not_written(
     gh: GlanceHarness,
 ) -> None:
@@ -1368,7 +1362,6 @@ def test_database_name_that_sqlalchemy_would_not_unquote_is_not_written(
     assert not gh.conf_path.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["identity-host"])
 @pytest.mark.parametrize("bad", [
     {"auth_host": "a b"}, {"auth_host": "a/b@c"}, {"auth_host": "keystone:1"},
     {"auth_host": "[fd00::1"}, {"auth_port": "65536"}, {"service_port": "0"},
@@ -1400,7 +1393,6 @@ def test_non_ascii_ssl_ca_is_ignored_not_a_crash(gh: GlanceHarness, fixture: str
     assert not list(gh.root.rglob("*.ca"))
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["amqp-host"])
 @pytest.mark.parametrize("bad_host", ["rabbit:5672", "[fd00::1", "1:2:3"])
 def test_rabbit_host_garbage_is_not_written(gh: GlanceHarness, bad_host: str) -> None:
     gh.relate_core()
