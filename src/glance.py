@@ -27,8 +27,17 @@ RABBIT_CA_PATH = "/etc/glance/rabbit-client-ca.pem"
 
 
 def oslo_escape(value: object) -> str:
-    """Escape a value for oslo.config, which expands `$name` (write `$$` for a dollar)."""
-    return str(value).replace("$", "$$")
+    """Escape a value for oslo.config so that it reads back exactly.
+
+    oslo.config expands `$name` (write `$$` for a dollar). Its ini parser strips blanks
+    around a value and then one pair of matching quotes (`'x'`, `"x"`, also a lone `"`):
+    such values, and values with edge blanks, are wrapped in double quotes, which the
+    parser then removes.
+    """
+    text = str(value).replace("$", "$$")
+    if text != text.strip() or (text[:1] in ("'", '"') and text[:1] == text[-1:]):
+        return f'"{text}"'
+    return text
 
 
 def swift_escape(value: object) -> str:

@@ -68,7 +68,6 @@ ROOT = Path(__file__).resolve().parents[2]
 KNOWN_BUGS = {
     "store-dropped": "a store in use is dropped from the config (default-store moves to local, "
                      "the keyring is deleted) when its relation data turns unusable",
-    "oslo-quotes": "value quoted on both ends loses its quotes when oslo.config reads it",
 }
 
 STATS: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -1373,7 +1372,6 @@ def test_keystone_host_garbage_is_not_written(gh: GlanceHarness, bad: dict[str, 
     assert not gh.conf_path.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["oslo-quotes"])
 @pytest.mark.parametrize("secret", ["'quoted'", '"x"', '"'])
 def test_quoted_keystone_password_survives_oslo_config(gh: GlanceHarness, secret: str) -> None:
     gh.add_fixture("shared-db_mysql-router")
