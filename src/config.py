@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -20,7 +21,7 @@ from pydantic import (
 
 from distro import archive_for_origin
 from exceptions import InvalidConfigError
-from models import is_hostname
+from models import is_hostname, wrap_secrets
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
 _FORMAT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -61,7 +62,9 @@ def _csv(value: str) -> tuple[str, ...]:
 class GlanceConfig(BaseModel):
     """Validated charm config; attribute names are the options with `_` for `-`."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     openstack_origin: str = Field("distro", alias="openstack-origin")
     action_managed_upgrade: bool = Field(False, alias="action-managed-upgrade")
@@ -158,7 +161,7 @@ class GlanceConfig(BaseModel):
     haproxy_connect_timeout: int | None = Field(None, alias="haproxy-connect-timeout", ge=1)
 
     ssl_cert: str | None = None
-    ssl_key: str | None = None
+    ssl_key: SecretStr | None = None  # the TLS private key: never in repr() or errors
     ssl_ca: str | None = None
 
     os_public_hostname: str | None = Field(None, alias="os-public-hostname")
@@ -174,8 +177,8 @@ class GlanceConfig(BaseModel):
     def _blank_is_unset(cls, data: Any) -> Any:
         """Juju hands unset string options over as '' (or absent): treat both as unset."""
         if isinstance(data, Mapping):
-            return {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
-        return data
+            data = {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
+        return wrap_secrets(cls, data)  # ssl_key: never an error's input
 
     @field_validator("openstack_origin")
     @classmethod
@@ -245,9 +248,9 @@ class GlanceConfig(BaseModel):
 
     @field_validator("ssl_cert", "ssl_key", "ssl_ca")
     @classmethod
-    def _pem(cls, value: str | None) -> str | None:
+    def _pem(cls, value: str | SecretStr | None) -> str | SecretStr | None:
         if value is not None:
-            _decode_pem(value.strip())
+            _decode_pem(_text(value).strip())
         return value
 
     @model_validator(mode="after")
@@ -267,7 +270,11 @@ class GlanceConfig(BaseModel):
     def pem(self, option: Literal["ssl_cert", "ssl_key", "ssl_ca"]) -> str | None:
         """Decoded PEM text of one of the ssl_* options."""
         value = getattr(self, option)
-        return _decode_pem(value.strip()) if value else None
+        return _decode_pem(_text(value).strip()) if value else None
+
+
+def _text(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _bad_options(err: ValidationError) -> list[str]:

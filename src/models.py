@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_MYSQL_PORT = 3306
 
@@ -71,10 +74,34 @@ def _no_controls(value: str) -> str:
     return value
 
 
-class Frozen(BaseModel):
-    """Base for immutable models."""
+def wrap_secrets(model: type[BaseModel], data: Any) -> Any:
+    """Turn the raw text of a model's SecretStr fields into SecretStr before validation.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    hide_input_in_errors keeps inputs out of str(ValidationError), but errors() still
+    hands them back: wrapped first, a secret shows there as SecretStr('**********').
+    """
+    if not isinstance(data, Mapping):
+        return data
+    secret = {
+        key for name, info in model.model_fields.items()
+        if info.annotation is SecretStr or SecretStr in typing.get_args(info.annotation)
+        for key in (name, info.alias) if key
+    }
+    return {
+        key: SecretStr(value) if key in secret and isinstance(value, str) else value
+        for key, value in data.items()
+    }
+
+
+class Frozen(BaseModel):
+    """Base for immutable models; no ValidationError of theirs quotes an input (secrets)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wrap_secrets(cls, data: Any) -> Any:
+        return wrap_secrets(cls, data)
 
 
 class DatabaseInfo(Frozen):

@@ -53,7 +53,7 @@ BINDINGS = ("public", "internal", "admin")
 class GlanceContext(BaseModel):
     """The only input of the workload layer."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     config: GlanceConfig
     app_name: str

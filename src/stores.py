@@ -71,7 +71,7 @@ class CephSettings(BaseModel):
             (False: the last good pool kept while a newer request is pending or failed).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     user: str
     auth: str

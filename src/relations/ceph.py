@@ -31,7 +31,7 @@ class CephClientData(BaseModel):
         response: ceph-mon's answer to the request we sent (None: not answered yet).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     auth: str
     key: SecretStr

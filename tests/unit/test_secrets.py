@@ -461,10 +461,6 @@ def test_ceph_relation_data_model_hides_the_key(related: GlanceHarness) -> None:
         assert SECRETS["cephx key"] not in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "models.py: a ValidationError of DatabaseInfo/IdentityCredentials quotes the raw password "
-    "as input_value (the adapters log only the field name today, but any traceback or "
-    "str(err) would leak it); fix: ConfigDict(hide_input_in_errors=True) on Frozen"))
 def test_exceptions_from_bad_models_do_not_quote_secrets() -> None:
     """A ValidationError's text (which pydantic fills with the input) hides SecretStr."""
     from pydantic import ValidationError
@@ -480,9 +476,6 @@ def test_exceptions_from_bad_models_do_not_quote_secrets() -> None:
     assert not leaks(str(err.value))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "config.py keeps ssl_key as a plain str: the TLS private key shows in repr() of "
-    "GlanceConfig and of every GlanceContext (fix: ssl_key: SecretStr | None)"))
 def test_context_and_config_hide_the_tls_key(gh: GlanceHarness) -> None:
     gh.harness.update_config({"ssl_key": TLS_KEY, "ssl_cert": TLS_CERT})
     gh.relate_core()
