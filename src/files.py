@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import grp
 import os
 import pwd
@@ -38,17 +40,37 @@ def is_current(spec: FileSpec) -> bool:
         return False
 
 
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def sweep_temp_files(path: Path) -> None:
+    """Remove the `.<name>.<random>` temp files an interrupted write of path left behind.
+
+    A hook killed (SIGKILL, machine crash) between mkstemp and the rename leaves a full
+    copy of the new file, secrets included; only one hook runs at a time, so any such
+    file is stale.
+    """
+    if not path.parent.is_dir():
+        return
+    for stale in path.parent.glob(glob.escape(_temp_prefix(path)) + "*"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            stale.unlink()
+
+
 def write(spec: FileSpec) -> bool:
     """Write atomically (temp file in the same dir, fsync, rename); return whether it changed.
 
     The temporary file gets its final owner and mode before any byte is written, so a
-    secret is never readable by others, not even for an instant.
+    secret is never readable by others, not even for an instant. Temp files an earlier,
+    interrupted write left are removed first.
     """
+    sweep_temp_files(spec.path)
     if is_current(spec):
         return False
     spec.path.parent.mkdir(parents=True, exist_ok=True)
     uid, gid = _ids(spec.owner, spec.group)
-    fd, tmp = tempfile.mkstemp(dir=spec.path.parent, prefix=f".{spec.path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=spec.path.parent, prefix=_temp_prefix(spec.path))
     try:
         os.fchmod(fd, spec.mode)
         os.fchown(fd, uid, gid)
@@ -64,7 +86,8 @@ def write(spec: FileSpec) -> bool:
 
 
 def remove(path: Path) -> bool:
-    """Remove a file the charm wrote; return whether it existed."""
+    """Remove a file the charm wrote (and its stale temp files); return whether it existed."""
+    sweep_temp_files(path)
     try:
         path.unlink()
     except FileNotFoundError:

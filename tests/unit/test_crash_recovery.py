@@ -326,10 +326,6 @@ def test_sigkill_mid_write_keeps_the_old_file_whole(gh: GlanceHarness) -> None:
     assert gh.conf()["DEFAULT"]["debug"] == "true"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "files.write never removes the `.<name>.<random>` temp file a SIGKILLed hook left "
-    "(a full copy of glance-api.conf, secrets included, stays in /etc/glance); fix: in "
-    "files.write, unlink `path.parent.glob(f'.{path.name}.*')` before mkstemp"))
 def test_sigkill_leftover_temp_file_is_swept_by_the_next_write(gh: GlanceHarness) -> None:
     gh.relate_core()
     kill_mid_write(gh.conf_path, gh.workload.config_owner, gh.workload.group)
@@ -337,3 +333,25 @@ def test_sigkill_leftover_temp_file_is_swept_by_the_next_write(gh: GlanceHarness
     gh.harness.update_config({"debug": True})
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     assert stray_files(gh.root) == []
+
+
+def test_leftover_temp_files_are_swept_by_unchanged_writes_and_removals(tmp_path: Path) -> None:
+    """Only the target's own `.<name>.*` temp files go; the sweep needs no content change."""
+    import grp
+    import pwd
+
+    owner, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    spec = files.FileSpec(tmp_path / "glance-api.conf", b"same", 0o640, owner, group)
+    assert files.write(spec)
+    keyring = tmp_path / "ceph.client.glance.keyring"
+    keyring.write_text("key")
+    stale = [tmp_path / ".glance-api.conf.abc123", tmp_path / ".ceph.client.glance.keyring.x9"]
+    for path in stale:
+        path.write_text("secret")
+    unrelated = tmp_path / ".other.conf.abc123"
+    unrelated.write_text("not ours")
+    assert not files.write(spec)  # already current: nothing written, the leftover still goes
+    assert not stale[0].exists()
+    assert files.remove(keyring)
+    assert not stale[1].exists()
+    assert unrelated.exists()
