@@ -188,7 +188,7 @@ class TLSMaterial:
         """Parse everything and check that the key belongs to the certificate.
 
         Raises:
-            MaterialError: unparseable certificate/chain/CA or key, or a key mismatch.
+            MaterialError: unparsable certificate/chain/CA or key, or a key mismatch.
         """
         from cryptography import x509
         from cryptography.hazmat.primitives import serialization
