@@ -10,10 +10,13 @@ directory holds stand-ins for the system tools the workload runs (``service``, `
 machine is touched and every restart or apt/dpkg process is counted.
 
 The charm writes its files for real (``/etc/glance/glance-api.conf`` ...). Run as root, the
-benchmark re-executes itself in a private mount namespace (``unshare --mount``) and bind-mounts
-scratch copies over ``/etc/glance``, ``/etc/haproxy``, ``/var/lib/glance`` and
-``/var/lib/charm``: the machine's own files are never changed. ``--no-namespace`` writes them
-for real.
+benchmark re-executes itself in private mount and network namespaces (``unshare --mount
+--net``), bind-mounts scratch copies over ``/etc/glance``, ``/etc/haproxy``, ``/var/lib/glance``
+and ``/var/lib/charm`` (the machine's own files are never changed) and answers the
+``/healthcheck`` the charm polls after a restart on the private loopback (ports 9282, 9292),
+so nothing clashes with services or tests running on the machine. ``--no-namespace`` writes
+the files for real (and a restart in a multi-unit deployment then waits for a health check
+nobody answers).
 
 Measured (issue 7): update-status, config-changed without change, identity-service
 relation-changed without change and one that rewrites glance-api.conf (service_password
@@ -31,6 +34,7 @@ import argparse
 import contextlib
 import copy
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -42,6 +46,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -61,6 +66,8 @@ SEEDED_DIRS = ("/etc/glance", "/etc/haproxy")  # copied from the machine; the ot
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
 WATCHED_DIRS = ("/etc/glance", "/etc/haproxy")  # config whose change needs a service restart
 SERVICE_CONFIG = {"glance-api": "/etc/glance/", "haproxy": "/etc/haproxy/"}
+HEALTH_PORTS = (9282, 9292)  # glance-api backend, haproxy frontend
+HOOK_TIMEOUT = 300.0
 UNIT = "glance/0"
 APP = "glance"
 MODEL_UUID = "5f0c1e4a-7d1c-4b8e-9a55-3c2b1d0e9f10"
@@ -112,13 +119,19 @@ def build_charm_dir(dest: Path, source: str) -> str:
 
 
 # ---- private mount namespace ---------------------------------------------------------------
-def reexec_in_namespace(script: str) -> None:
-    """Re-run `script` with this argv in a private mount namespace (root); returns when inside."""
+def reexec_in_namespace(script: str, network: bool = False) -> None:
+    """Re-run `script` with this argv in a private mount (and network) namespace; root only.
+
+    Returns when running inside. With `network`, loopback is private too (brought up here):
+    ports the charm's stand-in services "listen" on cannot clash with anyone else's.
+    """
     if os.environ.get("BENCH_IN_NAMESPACE") == "1":
+        if network:
+            subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
         return
     env = {**os.environ, "BENCH_IN_NAMESPACE": "1"}
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", sys.executable,
-           os.path.abspath(script), *sys.argv[1:]]
+    cmd = ["unshare", "--mount", *(["--net"] if network else []), "--propagation", "private",
+           "--", sys.executable, os.path.abspath(script), *sys.argv[1:]]
     os.execvpe("unshare", cmd, env)  # noqa: S606 - fixed argv, no shell
 
 
@@ -175,6 +188,26 @@ class Sandbox:
             seed = self.pristine / path.lstrip("/")
             if seed.is_dir():
                 subprocess.run(["cp", "-a", f"{seed}/.", path], check=True)
+
+
+class _Healthy(http.server.BaseHTTPRequestHandler):
+    """Answers 200 to everything: the stand-in for glance-api's and haproxy's /healthcheck."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"OK")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def start_health_stubs(ports: tuple[int, ...] = HEALTH_PORTS) -> None:
+    """Serve /healthcheck on the private loopback (the charm polls it after a restart)."""
+    for port in ports:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Healthy)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
 # ---- relation state ---------------------------------------------------------------------------
@@ -525,8 +558,12 @@ class Bench:
         _, self._log_offset = hooktools.read_log(str(self.log_path), self._log_offset)
         before = files_fingerprint()
         with timed() as clock:
-            proc = subprocess.run(["./dispatch"], cwd=self.charm_dir, env=env,
-                                  capture_output=True, text=True, check=False)
+            try:
+                proc = subprocess.run(["./dispatch"], cwd=self.charm_dir, env=env,
+                                      capture_output=True, text=True, check=False,
+                                      timeout=HOOK_TIMEOUT)
+            except subprocess.TimeoutExpired as err:
+                proc = subprocess.CompletedProcess(err.cmd, -9, "", f"timeout: {err}")
         calls, self._log_offset = hooktools.read_log(str(self.log_path), self._log_offset)
         with self.edit() as state:
             unit_status = state["status"]["unit"]
@@ -1078,7 +1115,8 @@ def main() -> int:
     """Run every measurement, print markdown (and write JSON/markdown files when asked)."""
     options = parse_args()
     if not options.no_namespace:
-        reexec_in_namespace(__file__)
+        reexec_in_namespace(__file__, network=True)
+        start_health_stubs()
     result: dict[str, Any] = {"command": " ".join(sys.argv), "tools": options.tools}
     failures: list[str] = []
     benches: list[Bench] = []
