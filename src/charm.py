@@ -64,7 +64,7 @@ class GlanceCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
         self._stored.set_default(ceph_pool={}, paused=False, origin=None, tls_active=False,
-                                 tls_source="", tls_request="")
+                                 tls_source="", tls_request="", stores_in_use={})
         self.workload = self.workload_factory()
         self.haproxy = self.haproxy_factory()
         self.tls = self.tls_factory()
@@ -377,8 +377,22 @@ class GlanceCharm(ops.CharmBase):
                 "data_pool": ctx.ceph.pool.data_pool,
             }
 
+    def stores_in_use(self) -> dict[str, int]:
+        """Store name -> relation id of the related stores (ceph, swift) in the written config."""
+        recorded = dict(self._stored.stores_in_use)
+        return {str(name): int(rel_id) for name, rel_id in recorded.items()}
+
+    def _remember_stores(self, ctx: GlanceContext) -> None:
+        from state import store_relations
+
+        self._stored.stores_in_use = {
+            name: rel_id for name, rel_id in store_relations(self).items()
+            if name in ctx.store_names
+        }
+
     def _apply(self, ctx: GlanceContext, version: str, restart: bool = False) -> None:
         changed = self.workload.configure(ctx, version)
+        self._remember_stores(ctx)
         self._ensure_db_synced(ctx, version)
         if self._stored.paused:  # written config waits (restart marker) until resume
             return

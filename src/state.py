@@ -31,6 +31,7 @@ from stores import (
     ceph_request,
     ceph_store,
     check_ha_storage,
+    check_stores_kept,
     local_store,
     pick_default_store,
     select_ceph,
@@ -101,7 +102,9 @@ class GlanceContext(BaseModel):
         A store that is related but not ready does not stop the others: the context holds
         the ready stores and `storage_issue`, reported after the config is applied. Nothing
         is applied (the last good config keeps running) when a required relation is not
-        ready, when HA would run on local disk only, or when `default-store` is not ready.
+        ready, when a store the written config uses is not usable any more (its relation
+        still there), when HA would run on local disk only, or when `default-store` is not
+        ready.
         """
         missing: set[str] = set()
         incomplete: set[str] = set()
@@ -125,6 +128,7 @@ class GlanceContext(BaseModel):
                 raise selection.issue.error(missing, incomplete)
             raise RelationNotReadyError(missing, incomplete)
         assert database is not None and credentials is not None
+        check_stores_kept(selection, charm.stores_in_use(), store_relations(charm))
         check_ha_storage(scaled_out(charm), selection)
         stores = selection.stores
         return cls(
@@ -165,6 +169,15 @@ def read_stores(charm: GlanceCharm, config: GlanceConfig) -> StoreSelection:
         else:
             issue = StorageIssue(incomplete=True).merge(issue)
     return StoreSelection(stores=tuple(stores), ceph=settings, issue=issue)
+
+
+def store_relations(charm: GlanceCharm) -> dict[str, int]:
+    """Relation id of each related optional store: `ceph` and `swift`."""
+    found = {}
+    for name, endpoint in (("ceph", ceph.ENDPOINT), ("swift", object_store.ENDPOINT)):
+        if relation := charm.model.get_relation(endpoint):
+            found[name] = relation.id
+    return found
 
 
 def scaled_out(charm: GlanceCharm) -> bool:

@@ -6,7 +6,7 @@ hands the results here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
@@ -273,6 +273,30 @@ def pick_default_store(config: GlanceConfig, stores: tuple[StoreConfig, ...]) ->
         if name in ready:
             return name
     return "local"
+
+
+def check_stores_kept(
+    selection: StoreSelection, in_use: Mapping[str, int], related: Mapping[str, int]
+) -> None:
+    """Keep the last good config while a store it enables turns unusable.
+
+    A store in the written config whose relation is still there (same relation id) is not
+    dropped because its data went missing or bad (a garbled key, every unit departed): the
+    written files stay, glance keeps using it, and its storage issue is reported. A store
+    not in use yet that is not ready does not hold anything back; a store whose relation
+    is gone is dropped.
+
+    Args:
+        selection: the stores ready now.
+        in_use: store name -> relation id, of the stores in the written config.
+        related: store name -> relation id, of the related stores now.
+
+    Raises:
+        StorageNotReadyError: a store in use is not ready any more.
+    """
+    still_related = {name for name, rel_id in in_use.items() if related.get(name) == rel_id}
+    if still_related - selection.names and selection.issue is not None:
+        raise selection.issue.error()
 
 
 def check_ha_storage(clustered: bool, selection: StoreSelection) -> None:

@@ -99,6 +99,73 @@ def test_swift_keeps_serving_while_ceph_waits(gh: GlanceHarness) -> None:
     assert gh.conf()["glance_store"]["default_backend"] == "swift"
 
 
+# ---- a store in use keeps its config while its data is unusable ---------------------------
+def garble_ceph_keys(gh: GlanceHarness, rel: int) -> None:
+    for unit in ("ceph-mon/0", "ceph-mon/1", "ceph-mon/2"):
+        gh.harness.update_relation_data(rel, unit, {"key": "garbage!!"})
+
+
+def test_ceph_in_use_keeps_the_last_good_config_until_its_data_is_back(
+    gh: GlanceHarness,
+) -> None:
+    gh.relate_core()
+    rel = gh.relate_ceph()
+    before = gh.conf_path.read_bytes()
+    keyring = (gh.root / "etc/ceph/ceph.client.glance.keyring").read_bytes()
+    restarts = gh.services.count("restart")
+    garble_ceph_keys(gh, rel)
+    assert gh.status() == ops.WaitingStatus("Incomplete relations: storage-backend")
+    gh.harness.update_config({"debug": True})  # waits too: nothing is written meanwhile
+    assert gh.status() == ops.WaitingStatus("Incomplete relations: storage-backend")
+    assert gh.conf_path.read_bytes() == before
+    assert (gh.root / "etc/ceph/ceph.client.glance.keyring").read_bytes() == keyring
+    assert gh.services.count("restart") == restarts
+    gh.harness.update_relation_data(rel, "ceph-mon/1", {"key": keyring.decode().split()[-1]})
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    conf = gh.conf()
+    assert conf["DEFAULT"]["debug"] == "true"
+    assert conf["glance_store"]["default_backend"] == "ceph"
+    assert gh.services.count("restart") == restarts + 1
+
+
+def test_removing_an_unusable_ceph_drops_it(gh: GlanceHarness) -> None:
+    gh.relate_core()
+    rel = gh.relate_ceph()
+    garble_ceph_keys(gh, rel)
+    gh.harness.update_config({"debug": True})
+    gh.harness.remove_relation(rel)
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    conf = gh.conf()
+    assert conf["DEFAULT"]["enabled_backends"] == "local:file"
+    assert conf["DEFAULT"]["debug"] == "true"
+    assert not (gh.root / "etc/ceph/ceph.client.glance.keyring").exists()
+
+
+def test_a_new_store_that_is_not_ready_does_not_hold_back_other_changes(
+    gh: GlanceHarness,
+) -> None:
+    gh.relate_core()
+    gh.relate_ceph()
+    gh.harness.add_relation("object-store", "swift-proxy")  # no unit yet
+    gh.harness.update_config({"debug": True})
+    assert gh.status() == ops.WaitingStatus("Incomplete relations: storage-backend")
+    conf = gh.conf()
+    assert conf["DEFAULT"]["debug"] == "true"
+    assert conf["DEFAULT"]["enabled_backends"] == "local:file, ceph:rbd"
+
+
+def test_check_stores_kept() -> None:
+    local = stores.local_store(GlanceConfig())
+    issue = stores.StorageIssue(incomplete=True)
+    selection = stores.StoreSelection(stores=(local,), issue=issue)
+    stores.check_stores_kept(selection, {}, {"ceph": 3})  # not in use yet
+    stores.check_stores_kept(selection, {"ceph": 2}, {"ceph": 3})  # another relation
+    stores.check_stores_kept(selection, {"ceph": 2}, {})  # relation gone
+    with pytest.raises(stores.StorageNotReadyError) as err:
+        stores.check_stores_kept(selection, {"ceph": 3}, {"ceph": 3})
+    assert err.value.message == "Incomplete relations: storage-backend"
+
+
 # ---- HA guard -----------------------------------------------------------------------------
 def add_peer(gh: GlanceHarness) -> None:
     peer = gh.harness.model.get_relation("cluster")
