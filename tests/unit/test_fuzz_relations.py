@@ -751,8 +751,12 @@ def mysql_client_oracle(secret: dict[str, str]) -> Oracle:
     def oracle(world: World, parsed: dict[str, dict[str, str]]) -> None:
         bag = world.bag(world.remote_app)
         first = (clean(bag.get("endpoints")) or "").split(",")[0].strip()
-        hostpart, sep, portpart = first.rpartition(":")
-        hosts = {hostpart.strip("[]") if sep else first}
+        if first.startswith("[") and "]" in first:  # [v6] or [v6]:port
+            inside, _, after = first[1:].partition("]")
+            hostpart, sep, portpart = inside, after[:1], after[1:]
+        else:
+            hostpart, sep, portpart = first.rpartition(":")
+        hosts = {hostpart.strip("[]") if sep or first.startswith("[") else first}
         ports = {int(portpart) if sep and portpart.isdigit() and int(portpart) != 3306 else None}
         users = {clean(bag.get("username")), secret["username"]} - {None}
         passwords = {clean(bag.get("password")), secret["password"]} - {None}
