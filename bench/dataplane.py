@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +167,15 @@ def process_cpu() -> dict[int, tuple[str, float]]:
     return out
 
 
+def machine_cpu() -> dict[str, float]:
+    """Busy and iowait CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, iowait, irq, softirq, steal = fields[:8]
+    return {"busy": (user + nice + system + irq + softirq + steal) / tick,
+            "iowait": iowait / tick}
+
+
 @dataclass
 class CpuUse:
     """CPU seconds spent during one phase: glance-api per process, haproxy, our curl clients."""
@@ -173,6 +183,8 @@ class CpuUse:
     glance: dict[int, float]
     haproxy: float
     client: float
+    seconds: float = 0.0
+    machine: dict[str, float] | None = None  # busy/iowait CPU seconds of the whole machine
 
     def per_gib(self, gib: float) -> dict[str, float]:
         """CPU seconds per GiB moved, by party."""
@@ -181,6 +193,15 @@ class CpuUse:
                 "haproxy": round(self.haproxy / gib, 2),
                 "curl": round(self.client / gib, 2),
                 "total": round((total_glance + self.haproxy + self.client) / gib, 2)}
+
+    def cores(self) -> dict[str, float]:
+        """Average cores in use during the phase: ours, everything else, and iowait."""
+        ours = sum(self.glance.values()) + self.haproxy + self.client
+        machine = self.machine or {"busy": 0.0, "iowait": 0.0}
+        span = self.seconds or 1.0
+        return {"ours": round(ours / span, 2),
+                "others": round(max(0.0, machine["busy"] - ours) / span, 2),
+                "iowait": round(machine["iowait"] / span, 2)}
 
     def worker_shares(self) -> list[float]:
         """Share of glance CPU per worker that did real work (>2%), largest first."""
@@ -194,8 +215,12 @@ def cpu_use() -> Iterator[CpuUse]:
     """Measure the CPU glance-api, haproxy and the curl children use inside the block."""
     before = process_cpu()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine = machine_cpu()
+    started = time.perf_counter()
     use = CpuUse({}, 0.0, 0.0)
     yield use
+    use.seconds = time.perf_counter() - started
+    use.machine = {k: v - machine[k] for k, v in machine_cpu().items()}
     after = process_cpu()
     done = resource.getrusage(resource.RUSAGE_CHILDREN)
     for pid, (name, seconds) in after.items():
@@ -306,6 +331,8 @@ class DataPlane:
                 for phase, uses in cpu.items()},
             "concurrent_worker_shares": max((use.worker_shares() for use in cpu["concurrent"]),
                                             key=len, default=[]),
+            "cores": {phase: max((use.cores() for use in uses), key=lambda d: d["ours"])
+                      for phase, uses in cpu.items()},
             "workers": self.workers(),
         }
 
@@ -347,12 +374,35 @@ def set_options(changes: dict[tuple[str, str], str | None]) -> None:
     GLANCE_CONF.write_text("\n".join(lines) + "\n")
 
 
+def settle_healthy(timeout: float = 120.0, needed: int = 6) -> None:
+    """Wait until glance-api (:9282) and haproxy (:9292) both answer /healthcheck repeatedly.
+
+    `needed` answers in a row, a second apart: haproxy marks a restarted backend down a few
+    health checks late, so one good answer right after a restart proves little.
+    """
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < needed:
+        if time.monotonic() > deadline:
+            raise RuntimeError("glance-api/haproxy not healthy after restart")
+        ok = all(_answers(f"http://127.0.0.1:{port}/healthcheck") for port in (9282, 9292))
+        streak = streak + 1 if ok else 0
+        time.sleep(1.0)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def restart_glance(stack: Any) -> None:
     """Restart glance-api through the same `service` command the charm uses; wait healthy."""
     subprocess.run(["service", "glance-api", "restart"], check=True, capture_output=True,
                    env=_system_env())
-    time.sleep(1.0)
-    stack.wait_healthy(90)
+    settle_healthy()
 
 
 def _system_env() -> dict[str, str]:
@@ -367,8 +417,7 @@ def charm_config(stack: Any, **values: float | str | None) -> Callable[[], None]
         update = {k.replace("_", "-"): v for k, v in values.items() if v is not None}
         unset = [k.replace("_", "-") for k, v in values.items() if v is None]
         stack.harness.update_config(update, unset=unset)
-        time.sleep(1.0)
-        stack.wait_healthy(90)
+        settle_healthy()
     return apply
 
 
@@ -460,8 +509,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["\nCPU seconds per GiB moved (best rep), by process; glance workers' shares of "
               "glance CPU during the 4 concurrent uploads:\n",
               "| variant | upload: glance / haproxy / curl / total | download: glance / haproxy / "
-              "curl / total | 4 concurrent: total | worker shares |",
-              "|---|---|---|---|---|"]
+              "curl / total | 4 concurrent: total | worker shares | cores busy in 4 concurrent: "
+              "ours / other processes / iowait |",
+              "|---|---|---|---|---|---|"]
     def parts(d: dict[str, float]) -> str:
         return f"{d['glance-api']} / {d['haproxy']} / {d['curl']} / {d['total']}"
 
@@ -469,8 +519,10 @@ def markdown(result: dict[str, Any]) -> str:
         if "cpu_s_per_gib" not in r:
             continue
         c = r["cpu_s_per_gib"]
+        cores = r.get("cores", {}).get("concurrent", {})
         lines.append(f"| {name} | {parts(c['upload'])} | {parts(c['download'])} | "
-                     f"{c['concurrent']['total']} | {r['concurrent_worker_shares']} |")
+                     f"{c['concurrent']['total']} | {r['concurrent_worker_shares']} | "
+                     f"{cores.get('ours')} / {cores.get('others')} / {cores.get('iowait')} |")
     first = next(iter(result["variants"].values()))
     if "md5sum_mib_s" in first:
         lines.append(f"\n`md5sum` {first['md5sum_mib_s']:.0f} MiB/s, `sha512sum` "
@@ -516,7 +568,10 @@ def measure_variants(stack: Any, options: argparse.Namespace, result: dict[str, 
         plane = DataPlane(stack, Path(tmp), options.size_mib)
         digest = plane.prepare_source()
         result["verified"] = plane.verify_round_trip(digest)
+        wanted = [word for word in options.variants.split(",") if word]
         for variant in variants(stack, options.smoke):
+            if wanted and not any(word in variant.name for word in wanted):
+                continue
             print(f"measuring: {variant.name}", file=sys.stderr, flush=True)
             try:
                 variant.apply()
@@ -576,6 +631,8 @@ def main() -> int:
                         help="seconds to wait for other stacks to finish")
     parser.add_argument("--no-namespace", action="store_true",
                         help="use the machine's /etc/glance and /var/lib/glance for real")
+    parser.add_argument("--variants", default="",
+                        help="only variants whose name has one of these comma-separated words")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     options = parser.parse_args()

@@ -367,7 +367,7 @@ class HookRun:
             if call.get("tool") in hooktools.WORKLOAD_TOOLS:
                 words = [a for a in call.get("args", []) if not a.startswith("-")]
                 action = _service_action(call)
-                out.append(f"{call['tool']} {action}" if action else
+                out.append(f"{call['tool']} {_service_name(call)} {action}" if action else
                            f"{call['tool']} {' '.join(words[:1])}".strip())
         return out
 
