@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 
 import ops
 from pydantic import ValidationError
 
 from models import MessagingInfo
-from relations.common import clean, log_bad_key, update_bag
+from relations.common import clean, decode_ca, log_bad_key, update_bag
 
 ENDPOINT = "amqp"
 
@@ -23,17 +22,6 @@ def publish_request(
     if app is not None:
         changed |= update_bag(relation.data[app], request)
     return changed
-
-
-def _ssl_ca(raw: str | None) -> str | None:
-    if raw is None:
-        return None
-    try:
-        text = base64.b64decode(raw, validate=True).decode()
-    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
-        log_bad_key(ENDPOINT, "ssl_ca", "not base64 PEM")
-        return None
-    return text if "BEGIN CERTIFICATE" in text else None
 
 
 def _hosts_and_password(relation: ops.Relation) -> tuple[list[str], str | None, Mapping[str, str]]:
@@ -74,7 +62,7 @@ def read(relation: ops.Relation, user: str, vhost: str) -> MessagingInfo | None:
     try:
         return MessagingInfo(
             hosts=tuple(hosts), port=port, user=user, password=password,  # type: ignore[arg-type]
-            vhost=vhost, ssl=bool(ssl_port), ssl_ca=_ssl_ca(clean(bag.get("ssl_ca"))),
+            vhost=vhost, ssl=bool(ssl_port), ssl_ca=decode_ca(ENDPOINT, clean(bag.get("ssl_ca"))),
         )
     except ValidationError as err:
         for problem in err.errors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -67,3 +68,15 @@ def has_unsafe_chars(value: str) -> bool:
 def log_bad_key(endpoint: str, key: str, reason: str) -> None:
     """Log which key of a relation is unusable, never its value."""
     logger.warning("%s relation: ignoring key %r (%s)", endpoint, key, reason)
+
+
+def decode_ca(endpoint: str, raw: str | None) -> str | None:
+    """Decode the base64 PEM CA a provider may send; None when absent or garbled."""
+    if raw is None:
+        return None
+    try:
+        text = base64.b64decode(raw, validate=True).decode()
+    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
+        log_bad_key(endpoint, "ssl_ca", "not base64 PEM")
+        return None
+    return text if "BEGIN CERTIFICATE" in text else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 
@@ -10,7 +9,7 @@ import ops
 from pydantic import ValidationError
 
 from models import DatabaseInfo
-from relations.common import clean, first_bag_with, log_bad_key, update_bag
+from relations.common import clean, decode_ca, first_bag_with, log_bad_key, update_bag
 
 ENDPOINT = "shared-db"
 
@@ -38,18 +37,6 @@ def _port(bag: Mapping[str, str]) -> int | None:
     except ValueError:
         log_bad_key(ENDPOINT, "db_port", "not an integer")
         return None
-
-
-def _ssl_ca(raw: str | None) -> str | None:
-    """Decode the base64 CA the provider may send; None when absent or garbled."""
-    if raw is None:
-        return None
-    try:
-        text = base64.b64decode(raw, validate=True).decode()
-    except ValueError:  # binascii.Error, UnicodeDecodeError, non-ASCII text
-        log_bad_key(ENDPOINT, "ssl_ca", "not base64 PEM")
-        return None
-    return text if "BEGIN CERTIFICATE" in text else None
 
 
 def allowed_units(relation: ops.Relation) -> list[str] | None:
@@ -92,7 +79,7 @@ def read(
             user=username,
             password=password,  # type: ignore[arg-type]
             name=database,
-            ssl_ca=_ssl_ca(clean(bag.get("ssl_ca"))),
+            ssl_ca=decode_ca(ENDPOINT, clean(bag.get("ssl_ca"))),
         )
     except ValidationError as err:
         for problem in err.errors():
