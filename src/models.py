@@ -93,6 +93,14 @@ def wrap_secrets(model: type[BaseModel], data: Any) -> Any:
     }
 
 
+def _nonempty_secret(value: SecretStr) -> SecretStr:
+    """A password or key: not empty, no control characters."""
+    if not value.get_secret_value():
+        raise ValueError("empty")
+    _no_controls(value.get_secret_value())
+    return value
+
+
 class Frozen(BaseModel):
     """Base for immutable models; no ValidationError of theirs quotes an input (secrets)."""
 
@@ -117,13 +125,7 @@ class DatabaseInfo(Frozen):
 
     _check_text = field_validator("host", "user", "name")(_no_controls)
 
-    @field_validator("password")
-    @classmethod
-    def _password_ok(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("empty")
-        _no_controls(value.get_secret_value())
-        return value
+    _password_ok = field_validator("password")(_nonempty_secret)
 
     @field_validator("host")
     @classmethod
@@ -171,13 +173,7 @@ class IdentityCredentials(Frozen):
         "project_domain_name", "user_domain_name",
     )(_no_controls)
 
-    @field_validator("password")
-    @classmethod
-    def _password_ok(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("empty")
-        _no_controls(value.get_secret_value())
-        return value
+    _password_ok = field_validator("password")(_nonempty_secret)
 
 
 class Endpoints(Frozen):
@@ -206,13 +202,7 @@ class MessagingInfo(Frozen):
             valid_host(host)
         return value
 
-    @field_validator("password")
-    @classmethod
-    def _password_ok(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
-            raise ValueError("empty")
-        _no_controls(value.get_secret_value())
-        return value
+    _password_ok = field_validator("password")(_nonempty_secret)
 
     def transport_url(self) -> str:
         """`rabbit://user:pw@h1:port,user:pw@h2:port/vhost`, every host listed."""
