@@ -168,12 +168,12 @@ def process_cpu() -> dict[int, tuple[str, float]]:
 
 
 def machine_cpu() -> dict[str, float]:
-    """Busy and iowait CPU seconds of the whole machine so far (/proc/stat)."""
+    """CPU seconds of the whole machine so far (/proc/stat): processes, softirq, steal, iowait."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     tick = os.sysconf("SC_CLK_TCK")
     user, nice, system, _idle, iowait, irq, softirq, steal = fields[:8]
-    return {"busy": (user + nice + system + irq + softirq + steal) / tick,
-            "iowait": iowait / tick}
+    return {"processes": (user + nice + system) / tick, "softirq": (irq + softirq) / tick,
+            "steal": steal / tick, "iowait": iowait / tick}
 
 
 @dataclass
@@ -195,12 +195,14 @@ class CpuUse:
                 "total": round((total_glance + self.haproxy + self.client) / gib, 2)}
 
     def cores(self) -> dict[str, float]:
-        """Average cores in use during the phase: ours, everything else, and iowait."""
+        """Average cores in use during the phase: ours, other processes, irq, steal, iowait."""
         ours = sum(self.glance.values()) + self.haproxy + self.client
-        machine = self.machine or {"busy": 0.0, "iowait": 0.0}
+        machine = self.machine or dict.fromkeys(("processes", "softirq", "steal", "iowait"), 0.0)
         span = self.seconds or 1.0
         return {"ours": round(ours / span, 2),
-                "others": round(max(0.0, machine["busy"] - ours) / span, 2),
+                "others": round(max(0.0, machine["processes"] - ours) / span, 2),
+                "softirq": round(machine["softirq"] / span, 2),
+                "steal": round(machine["steal"] / span, 2),
                 "iowait": round(machine["iowait"] / span, 2)}
 
     def worker_shares(self) -> list[float]:
@@ -510,7 +512,7 @@ def markdown(result: dict[str, Any]) -> str:
               "glance CPU during the 4 concurrent uploads:\n",
               "| variant | upload: glance / haproxy / curl / total | download: glance / haproxy / "
               "curl / total | 4 concurrent: total | worker shares | cores busy in 4 concurrent: "
-              "ours / other processes / iowait |",
+              "ours / other processes / irq / steal / iowait |",
               "|---|---|---|---|---|---|"]
     def parts(d: dict[str, float]) -> str:
         return f"{d['glance-api']} / {d['haproxy']} / {d['curl']} / {d['total']}"
@@ -522,7 +524,8 @@ def markdown(result: dict[str, Any]) -> str:
         cores = r.get("cores", {}).get("concurrent", {})
         lines.append(f"| {name} | {parts(c['upload'])} | {parts(c['download'])} | "
                      f"{c['concurrent']['total']} | {r['concurrent_worker_shares']} | "
-                     f"{cores.get('ours')} / {cores.get('others')} / {cores.get('iowait')} |")
+                     f"{cores.get('ours')} / {cores.get('others')} / {cores.get('softirq')} / "
+                     f"{cores.get('steal')} / {cores.get('iowait')} |")
     first = next(iter(result["variants"].values()))
     if "md5sum_mib_s" in first:
         lines.append(f"\n`md5sum` {first['md5sum_mib_s']:.0f} MiB/s, `sha512sum` "
@@ -550,11 +553,19 @@ def own_processes(pattern: str) -> list[int]:
     return pids
 
 
-def stop_own_haproxy(private_namespace: bool) -> list[int]:
-    """Stop the haproxy the charm started in our namespace (the driver does not stop it)."""
+OWN_LEFTOVERS = ("haproxy -f /etc/haproxy/haproxy.cfg", "/usr/bin/glance-api", "mariadbd",
+                 "keystone-wsgi-public")
+
+
+def stop_own_leftovers(private_namespace: bool) -> list[int]:
+    """SIGTERM what we started that is still running after the driver's stop().
+
+    The driver does not stop the haproxy the charm starts; a failed start may leave more.
+    Only processes in our private mount namespace are touched (never anyone else's).
+    """
     if not private_namespace:
         return []
-    pids = own_processes("haproxy -f /etc/haproxy/haproxy.cfg")
+    pids = [pid for pattern in OWN_LEFTOVERS for pid in own_processes(pattern)]
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -606,11 +617,12 @@ def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> 
         stack.relate_identity()
         stack.wait_healthy()
         result["stack_start_s"] = time.monotonic() - started
+        settle_healthy()
         measure_variants(stack, options, result, lambda: save(result))
         result["hashlib_mib_s"] = hash_speeds()
     finally:
         stack.stop()
-        result["stopped_own_haproxy"] = stop_own_haproxy(not options.no_namespace)
+        result["stopped_leftovers"] = stop_own_leftovers(not options.no_namespace)
     result["machine"] = {
         "nproc": os.cpu_count(), "uname": " ".join(platform.uname()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": load_before,
