@@ -440,17 +440,49 @@ def apt_get(state: dict, args: list[str], ctx: Context) -> Result:
         for spec in words[1:]:
             name = spec.split("=", 1)[0]
             state["packages"].setdefault(name, CATALOG.get(name, "1.0-1"))
+        write_dpkg_status(state)
         return 0, "", "", True
     return 0, "", "", False
+
+
+def write_dpkg_status(state: dict) -> None:
+    """Mirror state['packages'] into the dpkg status file the charm reads (if one is set).
+
+    The charm reads /var/lib/dpkg/status itself instead of running dpkg-query; the benchmark
+    mounts a scratch directory over /var/lib/dpkg and points state['dpkg_status'] at it.
+    """
+    path = state.get("dpkg_status")
+    if not path:
+        return
+    stanzas = [f"Package: {name}\nStatus: install ok installed\nVersion: {version}\n"
+               for name, version in sorted(state["packages"].items())]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(stanzas))
+
+
+def _write_pidfile(state: dict, name: str, running: bool) -> None:
+    """Keep the pidfile the sysvinit script would keep (state['pidfiles'], if set)."""
+    path = state.get("pidfiles", {}).get(name)
+    if not path:
+        return
+    if running:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="ascii") as handle:  # a live process: the benchmark
+            handle.write(f"{state.get('service_pid', os.getpid())}\n")
+    elif os.path.exists(path):
+        os.unlink(path)
 
 
 def _service_action(state: dict, name: str, action: str) -> Result:
     services = state.setdefault("services", {})
     if action in ("start", "restart", "reload", "force-reload", "try-restart"):
         services[name] = "running"
+        _write_pidfile(state, name, True)
         return 0, "", "", True
     if action == "stop":
         services[name] = "stopped"
+        _write_pidfile(state, name, False)
         return 0, "", "", True
     if action in ("status", "is-active"):
         return (0 if services.get(name) == "running" else 3), "", "", False

@@ -61,7 +61,11 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "data" / "relations"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python3"
 CHARM_FILES = ("src", "templates", "metadata.yaml", "config.yaml", "actions.yaml")
-PRIVATE_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm")
+# /run holds the pidfiles the charm reads, /var/lib/dpkg the package database it reads.
+PRIVATE_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm", "/run",
+                "/var/lib/dpkg")
+PIDFILES = {"glance-api": "/run/glance/glance-api.pid", "haproxy": "/run/haproxy.pid"}
+DPKG_STATUS = "/var/lib/dpkg/status"
 SEEDED_DIRS = ("/etc/glance", "/etc/haproxy")  # copied from the machine; the others start empty
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
 WATCHED_DIRS = ("/etc/glance", "/etc/haproxy")  # config whose change needs a service restart
@@ -261,6 +265,11 @@ def empty_state(config: dict[str, Any]) -> dict[str, Any]:
         "status": {"unit": {"status": "unknown", "message": ""},
                    "app": {"status": "unknown", "message": ""}},
         "packages": {}, "services": {},
+        # Files the charm reads instead of running dpkg-query / `service status`; the
+        # stand-ins keep them (only inside the benchmark's private mount namespace).
+        "pidfiles": PIDFILES if os.environ.get("BENCH_IN_NAMESPACE") == "1" else {},
+        "dpkg_status": DPKG_STATUS if os.environ.get("BENCH_IN_NAMESPACE") == "1" else "",
+        "service_pid": os.getpid(),
     }
 
 
@@ -469,6 +478,7 @@ class Bench:
         with self.edit() as state:
             state.clear()
             state.update(empty_state(deployment_config(deployment)))
+            hooktools.write_dpkg_status(state)
 
     def add_relation(self, spec: dict[str, Any], with_units: bool) -> str:
         """Create a relation (optionally with every remote unit already joined)."""

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-import uuid
+from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import ops
@@ -21,32 +23,48 @@ from exceptions import (
     WorkloadError,
 )
 from glance import GlanceWorkload
-from haproxy import HaproxyConfig, HaproxyWorkload
-from relations import (
-    amqp,
-    ceph,
-    certificates,
-    ha,
-    identity,
-    image_service,
-    mysql_client,
-    peers,
-    shared_db,
-)
+from haproxy import HaproxyWorkload
+from lazy import lazy_import
 from service import ServiceError
-from tls import CertRequest, MaterialError, TLSMaterial, TLSWorkload
 
 if TYPE_CHECKING:
     from charmlibs.interfaces.tls_certificates import TLSCertificatesRequiresV4
 
+    import tls as tlsmod
     from config import GlanceConfig
+    from relations import (
+        amqp,
+        ceph,
+        certificates,
+        ha,
+        identity,
+        image_service,
+        mysql_client,
+        peers,
+        shared_db,
+    )
     from state import GlanceContext
     from stores import CephPool
+else:  # loaded by the hooks that reconcile; a steady update-status never touches them
+    tlsmod = lazy_import("tls")
+    amqp, ceph, certificates, ha, identity, image_service, mysql_client, peers, shared_db = (
+        lazy_import(f"relations.{name}") for name in (
+            "amqp", "ceph", "certificates", "ha", "identity", "image_service", "mysql_client",
+            "peers", "shared_db",
+        )
+    )
 
 logger = logging.getLogger(__name__)
+# ops logs two DEBUG lines per hook ("up and running", "Emitting Juju event"); each is a
+# juju-log round-trip to the agent. The charm's own records (INFO and up) still go.
+logging.getLogger("ops").setLevel(logging.INFO)
 
 READY_MESSAGE = "Unit is ready"
 PAUSED_MESSAGE = "Paused. Use 'resume' action to resume normal service."
+CERTIFICATES = "certificates"  # relations.certificates.ENDPOINT, without loading it
+# Bindings whose addresses the charm publishes or binds to: Juju runs config-changed when
+# one of them changes, so config-changed compares them with the last reconciled ones.
+WATCHED_BINDINGS = ("cluster", "shared-db", "public", "internal", "admin")
 RELATION_ENDPOINTS = (
     "shared-db", "database", "db", "identity-service", "image-service", "cluster", "amqp",
     "object-store", "ceph", "ha", "certificates", "cinder-volume-service", "storage-backend",
@@ -56,18 +74,18 @@ RELATION_ENDPOINTS = (
 class GlanceCharm(ops.CharmBase):
     """Machine charm for OpenStack Glance."""
 
-    workload_factory = GlanceWorkload
-    haproxy_factory = HaproxyWorkload
-    tls_factory = TLSWorkload
+    workload_factory: Callable[[], GlanceWorkload] = GlanceWorkload
+    haproxy_factory: Callable[[], HaproxyWorkload] = HaproxyWorkload
+    tls_factory: Callable[[], tlsmod.TLSWorkload] | None = None  # None: tlsmod.TLSWorkload
     _stored = ops.StoredState()
 
     def __init__(self, framework: ops.Framework) -> None:
         super().__init__(framework)
         self._stored.set_default(ceph_pool={}, paused=False, origin=None, tls_active=False,
-                                 tls_source="", tls_request="", stores_in_use={})
+                                 tls_source="", tls_request="", stores_in_use={},
+                                 last_status=None, fingerprint="", leader=None)
         self.workload = self.workload_factory()
         self.haproxy = self.haproxy_factory()
-        self.tls = self.tls_factory()
         self._problem: GlanceCharmError | None = None
         self._tls_problem: GlanceCharmError | None = None
         self._reconciled = False
@@ -75,15 +93,17 @@ class GlanceCharm(ops.CharmBase):
         # exists, or is being broken (the library then removes the key's secret). Built
         # before observing, so its handlers run before _reconcile reads the certificate.
         self._certificates: TLSCertificatesRequiresV4 | None = None
-        if (self.model.relations.get(certificates.ENDPOINT)
-                or os.environ.get("JUJU_RELATION") == certificates.ENDPOINT):
+        if (self.model.relations.get(CERTIFICATES)
+                or os.environ.get("JUJU_RELATION") == CERTIFICATES):
             self._certificates = certificates.requirer(self, self._wanted_certificate)
         observe = self.framework.observe
         for event in (
-            self.on.install, self.on.upgrade_charm, self.on.config_changed,
-            self.on.update_status, self.on.leader_elected, self.on.secret_changed,
+            self.on.install, self.on.upgrade_charm, self.on.leader_elected,
+            self.on.secret_changed,
         ):
             observe(event, self._on_event)
+        observe(self.on.update_status, self._on_update_status)
+        observe(self.on.config_changed, self._on_config_changed)
         for name in RELATION_ENDPOINTS:
             for kind in ("relation_created", "relation_joined", "relation_changed",
                          "relation_departed",
@@ -95,6 +115,12 @@ class GlanceCharm(ops.CharmBase):
         observe(self.on.openstack_upgrade_action, self._on_openstack_upgrade)
         observe(self.on.security_checklist_action, self._on_security_checklist)
 
+    @cached_property
+    def tls(self) -> tlsmod.TLSWorkload:
+        """TLS files for haproxy (built when a hook first needs them)."""
+        factory = type(self).tls_factory or tlsmod.TLSWorkload
+        return factory()
+
     # ---- events ---------------------------------------------------------------------------
     def _on_event(self, event: ops.EventBase) -> None:
         self._reconciled = True
@@ -103,26 +129,95 @@ class GlanceCharm(ops.CharmBase):
             self._reconcile()
         except GlanceCharmError as err:
             self._problem = err
+        # What config-changed compares with: only a complete, active reconcile counts.
+        self._stored.fingerprint = "" if self._problem or self._stored.paused else (
+            self._fingerprint()
+        )
+        self._stored.leader = self.unit.is_leader()
+
+    def _on_update_status(self, event: ops.UpdateStatusEvent) -> None:
+        """Reconcile only when something is owed: a steady unit runs no tool and no render.
+
+        Steady: the last hook left the unit active with the same leadership, glance-api
+        and haproxy run, and no restart or reload is pending. Otherwise (a failed restart,
+        a service that died, a status still waiting on time) it reconciles as every other
+        hook does.
+        """
+        if self._stored.paused or self._steady():
+            return
+        self._on_event(event)
+
+    def _on_config_changed(self, event: ops.ConfigChangedEvent) -> None:
+        """Reconcile unless config and addresses are what the last active reconcile saw.
+
+        Juju runs config-changed after an option or a binding address changed (and at
+        start and after upgrade-charm, which reconcile themselves); relation data and
+        leadership have their own hooks.
+        """
+        if self._steady() and self._stored.fingerprint == self._fingerprint():
+            return
+        self._on_event(event)
+
+    def _steady(self) -> bool:
+        last = self._stored.last_status
+        return (
+            last is not None and list(last) == ["active", READY_MESSAGE]
+            and not self._stored.paused
+            and self._stored.leader == self.unit.is_leader()  # ops asks is-leader anyway
+            and not self.workload.restart_needed() and not self.haproxy.reload_needed()
+            and self.workload.is_running() and self.haproxy.is_running()
+        )
+
+    def _fingerprint(self) -> str:
+        """Digest of the config and the watched bindings' addresses (no secret in clear)."""
+        addresses: dict[str, list[str] | None] = {}
+        for name in WATCHED_BINDINGS:
+            try:
+                binding = self.model.get_binding(name)
+                network = binding.network if binding is not None else None
+            except (ops.ModelError, KeyError):  # not a binding this Juju knows
+                network = None
+            addresses[name] = None if network is None else [
+                str(network.bind_address), *(str(a) for a in network.ingress_addresses)
+            ]
+        state = {"config": dict(self.config), "addresses": addresses}
+        return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _set_progress(self, status: ops.StatusBase) -> None:
+        """Show progress within a hook; collect-status then sets the final status again."""
+        self._stored.last_status = None
+        self.unit.status = status
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
-        """The one place that turns the outcome of the hook into a unit status."""
+        """The one place that turns the outcome of the hook into a unit status.
+
+        A hook that reconciled nothing (a steady update-status, an action) leaves the
+        status as it is, and so does one whose outcome equals the status already set:
+        status-set is not called again (one hook-tool call less per hook).
+        """
+        status = self._outcome_status()
+        if status is None:
+            return
+        current = [status.name, status.message]
+        if self._stored.last_status is not None and list(self._stored.last_status) == current:
+            return
+        self._stored.last_status = current
+        event.add_status(status)
+
+    def _outcome_status(self) -> ops.StatusBase | None:
         problem = self._problem
         if self._stored.paused:
-            event.add_status(ops.MaintenanceStatus(PAUSED_MESSAGE))
-            return
+            return ops.MaintenanceStatus(PAUSED_MESSAGE)
         if problem is None and not self._reconciled:
-            # A hook we do not observe (e.g. a storage or action hook): keep the last status.
-            event.add_status(self.unit.status)
-            return
+            return None
         if problem is None:
-            event.add_status(ops.ActiveStatus(READY_MESSAGE))
-        elif isinstance(problem, RelationNotReadyError):
+            return ops.ActiveStatus(READY_MESSAGE)
+        if isinstance(problem, RelationNotReadyError):
             status_cls = ops.BlockedStatus if problem.blocked else ops.WaitingStatus
-            event.add_status(status_cls(problem.message))
-        elif isinstance(problem, WaitingError):
-            event.add_status(ops.WaitingStatus(str(problem)))
-        else:  # InvalidConfigError, BlockedError, WorkloadError
-            event.add_status(ops.BlockedStatus(str(problem)))
+            return status_cls(problem.message)
+        if isinstance(problem, WaitingError):
+            return ops.WaitingStatus(str(problem))
+        return ops.BlockedStatus(str(problem))  # InvalidConfigError, BlockedError, ...
 
     # ---- reconcile ------------------------------------------------------------------------
     def _reconcile(self) -> None:
@@ -160,7 +255,7 @@ class GlanceCharm(ops.CharmBase):
     def _ensure_installed(self, config: GlanceConfig) -> str:
         version = self.workload.installed_version()
         if version is None:
-            self.unit.status = ops.MaintenanceStatus("Installing packages")
+            self._set_progress(ops.MaintenanceStatus("Installing packages"))
             self.workload.install(config.openstack_origin)
             version = self.workload.installed_version()
             if version is None:
@@ -175,7 +270,7 @@ class GlanceCharm(ops.CharmBase):
 
     def _upgrade(self, config: GlanceConfig) -> str:
         """Move the packages to the release `openstack-origin` names; return the new version."""
-        self.unit.status = ops.MaintenanceStatus(f"Upgrading to {config.openstack_origin}")
+        self._set_progress(ops.MaintenanceStatus(f"Upgrading to {config.openstack_origin}"))
         logger.info("upgrading from %s to %s", self._stored.origin, config.openstack_origin)
         self.workload.upgrade(config.openstack_origin)
         self._stored.origin = config.openstack_origin
@@ -240,7 +335,7 @@ class GlanceCharm(ops.CharmBase):
         if material is not None:
             try:
                 self.tls.write(material, self.haproxy.mark_reload_needed)
-            except MaterialError as err:
+            except tlsmod.MaterialError as err:
                 logger.error("TLS material from %s rejected: %s", material.source, err)
                 if material.source == "config":
                     raise InvalidConfigError(list(err.parts)) from None
@@ -255,21 +350,21 @@ class GlanceCharm(ops.CharmBase):
             self._stored.tls_source = ""
             self.tls.remove()  # haproxy no longer reads them
 
-    def _tls_material(self, config: GlanceConfig) -> tuple[TLSMaterial | None, bool]:
+    def _tls_material(self, config: GlanceConfig) -> tuple[tlsmod.TLSMaterial | None, bool]:
         """What to serve: (new material or None, whether to keep the PEM in place).
 
         Sets `_tls_problem` (reported at the end of the hook) while the relation's
         certificate is pending or was refused.
         """
         self._tls_problem = None
-        related = self.model.get_relation(certificates.ENDPOINT) is not None
+        related = self.model.get_relation(CERTIFICATES) is not None
         if related:
             issued = self._relation_certificate(config)
             if issued is not None:
                 return issued, False
         try:
-            configured = TLSMaterial.from_config(config)
-        except MaterialError as err:
+            configured = tlsmod.TLSMaterial.from_config(config)
+        except tlsmod.MaterialError as err:
             logger.error("ssl_* options rejected: %s", err)
             raise InvalidConfigError(list(err.parts)) from None
         if configured is not None:
@@ -277,7 +372,7 @@ class GlanceCharm(ops.CharmBase):
         keep = related and self._stored.tls_source == "relation" and self.tls.has_pem()
         return None, keep
 
-    def _relation_certificate(self, config: GlanceConfig) -> TLSMaterial | None:
+    def _relation_certificate(self, config: GlanceConfig) -> tlsmod.TLSMaterial | None:
         """The certificate issued for the current request; re-request when it changed."""
         if self._certificates is None:  # a charm object that outlives hooks (Harness)
             self._certificates = certificates.requirer(self, self._wanted_certificate)
@@ -293,13 +388,13 @@ class GlanceCharm(ops.CharmBase):
             )
         return issued
 
-    def _certificate_request(self, config: GlanceConfig) -> CertRequest | None:
+    def _certificate_request(self, config: GlanceConfig) -> tlsmod.CertRequest | None:
         from state import BINDINGS, binding_network
 
         addresses = [binding_network(self, name)[0] for name in BINDINGS]
-        return CertRequest.build(config, addresses)
+        return tlsmod.CertRequest.build(config, addresses)
 
-    def _wanted_certificate(self) -> CertRequest | None:
+    def _wanted_certificate(self) -> tlsmod.CertRequest | None:
         """The request the library sends (it calls this whenever it builds requests)."""
         from config import GlanceConfig
 
@@ -309,7 +404,7 @@ class GlanceCharm(ops.CharmBase):
             if not self._stored.tls_request:
                 return None
             common_name, sans_dns, sans_ip = json.loads(self._stored.tls_request)
-            return CertRequest(common_name, tuple(sans_dns), tuple(sans_ip))
+            return tlsmod.CertRequest(common_name, tuple(sans_dns), tuple(sans_ip))
         self._stored.tls_request = request.key() if request is not None else ""
         return request
 
@@ -319,6 +414,8 @@ class GlanceCharm(ops.CharmBase):
         It needs only config and peers, so it runs before the context is complete (the
         VIP hacluster manages points at haproxy, whatever glance's own state).
         """
+        from haproxy_config import HaproxyConfig
+
         relation = self.model.get_relation(peers.ENDPOINT)
         backends = peers.peer_addresses(
             relation, self.unit, self._bind_address(peers.ENDPOINT)
@@ -355,7 +452,7 @@ class GlanceCharm(ops.CharmBase):
         if self.model.get_relation(ceph.ENDPOINT) is None:
             return
         if not self.workload.packages_installed(distro.CEPH_PACKAGES):
-            self.unit.status = ops.MaintenanceStatus("Installing Ceph packages")
+            self._set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
             self.workload.install_packages(distro.CEPH_PACKAGES)
 
     def last_good_ceph_pool(self, relation_id: int) -> CephPool | None:
@@ -414,7 +511,7 @@ class GlanceCharm(ops.CharmBase):
             self.workload.ensure_running(restart=changed or self.workload.restart_needed())
             return
         if self.workload.restart_needed():
-            peers.request_restart(peer, self.unit, uuid.uuid4().hex[:12])
+            peers.request_restart(peer, self.unit, os.urandom(6).hex())
         self._grant_restart_lock(peer)
         token = peers.restart_request(peer, self.unit)
         grant = peers.restart_grant(peer, self.app)

@@ -15,6 +15,13 @@ HAPROXY_SERVICE = "haproxy"
 GLANCE_USER = "glance"
 GLANCE_GROUP = "glance"
 
+# dpkg's database of installed packages: read directly, so a steady hook runs no dpkg process.
+DPKG_STATUS = "/var/lib/dpkg/status"
+# Without systemd, `service NAME status` (the sysvinit scripts) answers from these pidfiles.
+PIDFILES = {GLANCE_SERVICE: "/run/glance/glance-api.pid", HAPROXY_SERVICE: "/run/haproxy.pid"}
+# With systemd (cgroup v2, the Ubuntu target) a unit runs while its cgroup holds a process.
+SYSTEMD_CGROUP = "/sys/fs/cgroup/system.slice/{name}.service/cgroup.procs"
+
 CLOUD_ARCHIVE_URI = "http://ubuntu-cloud.archive.canonical.com/ubuntu"
 CLOUD_ARCHIVE_KEYRING_PACKAGE = "ubuntu-cloud-keyring"
 _CLOUD_ORIGIN = re.compile(
@@ -52,6 +59,65 @@ def archive_for_origin(origin: str) -> Archive | None:
 def has_systemd() -> bool:
     """Whether systemd runs this machine (the Ubuntu target) or not (containers, this CI)."""
     return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
+
+
+def dpkg_versions(packages: tuple[str, ...], status_file: str = DPKG_STATUS,
+                  ) -> dict[str, str | None]:
+    """Installed version of each package (None when not installed), from dpkg's status file.
+
+    What `dpkg-query -W -f='${Status} ${Version}'` answers, without a process: a stanza
+    counts when its Status is "install ok installed" (or "hold ok installed").
+    """
+    found: dict[str, str | None] = dict.fromkeys(packages)
+    try:
+        with open(status_file, "rb") as handle:
+            data = b"\n" + handle.read()
+    except OSError:
+        return found
+    for package in packages:
+        needle = f"\nPackage: {package}\n".encode()
+        index = data.find(needle)
+        while index >= 0 and found[package] is None:
+            end = data.find(b"\n\n", index + 1)
+            stanza = data[index + 1:end if end >= 0 else len(data)].decode("utf-8", "replace")
+            fields = {}
+            for line in stanza.splitlines():
+                key, sep, value = line.partition(": ")
+                if sep and not key.startswith(" "):
+                    fields[key] = value.strip()
+            if fields.get("Status", "").endswith(" ok installed") and fields.get("Version"):
+                found[package] = fields["Version"]
+            index = data.find(needle, index + 1)
+    return found
+
+
+def service_running(name: str, systemd: bool, root: str = "/") -> bool | None:
+    """Whether a service runs, read from the cgroup or pidfile; None when that cannot tell.
+
+    None sends the caller to `systemctl is-active` / `service NAME status`. A missing
+    cgroup (systemd removes it when the unit stops) or pidfile (what the sysvinit script's
+    `status` reads) means stopped.
+    """
+    if systemd:
+        path = os.path.join(root, SYSTEMD_CGROUP.format(name=name).lstrip("/"))
+        # cgroup v2, unified layout (the Ubuntu target); else ask systemctl
+        usable = os.path.isdir(os.path.join(root, "sys/fs/cgroup/system.slice"))
+    else:
+        pidfile = PIDFILES.get(name, "")
+        path = os.path.join(root, pidfile.lstrip("/"))
+        usable = bool(pidfile)
+    if not usable:
+        return None
+    try:
+        with open(path, encoding="ascii") as handle:
+            words = handle.read().split()
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):  # unreadable, or not ASCII
+        return None
+    if systemd:
+        return bool(words)
+    return any(word.isdigit() and os.path.exists(f"/proc/{word}") for word in words)
 
 
 # Glance releases by the upstream major version of the glance package.

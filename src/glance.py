@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import distro
 import files
-import stores
 from exceptions import WorkloadError
+from lazy import lazy_import
 from service import ServiceError, ServiceManager, system_env
 
 if TYPE_CHECKING:
+    import stores
     from state import GlanceContext
 
 logger = logging.getLogger(__name__)
+
+if not TYPE_CHECKING:  # pydantic and the store adapters: only when rendering
+    stores = lazy_import("stores")
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 DB_CA_PATH = "/etc/glance/db-client.ca"
@@ -128,15 +130,7 @@ class GlanceWorkload:
     # ---- packages -------------------------------------------------------------------------
     def installed_version(self, package: str = "glance-api") -> str | None:
         """Installed version of a package (glance-api), None when it is not installed."""
-        try:
-            result = subprocess.run(
-                ["dpkg-query", "-W", "-f=${Status}\t${Version}", package],
-                capture_output=True, text=True, timeout=60, check=False,
-            )
-        except FileNotFoundError:
-            return None
-        status, _, version = result.stdout.partition("\t")
-        return version if result.returncode == 0 and status.endswith(" installed") else None
+        return distro.dpkg_versions((package,), str(self.paths(distro.DPKG_STATUS)))[package]
 
     def packages_installed(self, packages: tuple[str, ...]) -> bool:
         """Whether every one of the packages is installed."""
@@ -347,6 +341,9 @@ class GlanceWorkload:
 
     def healthy(self, port: int, timeout: float = 2.0) -> bool:
         """Whether the API answers /healthcheck on loopback."""
+        import urllib.error  # http.client and email: ~10 ms, only for hooks that poll
+        import urllib.request
+
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{port}/healthcheck", timeout=timeout

@@ -6,7 +6,7 @@ import logging
 import os
 import subprocess
 
-from distro import has_systemd
+from distro import has_systemd, service_running
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +30,9 @@ class ServiceError(Exception):
 class ServiceManager:
     """Drive services through systemctl where systemd runs, else `service NAME ACTION`."""
 
-    def __init__(self, systemd: bool | None = None) -> None:
+    def __init__(self, systemd: bool | None = None, root: str = "/") -> None:
         self.systemd = has_systemd() if systemd is None else systemd
+        self.root = root  # where the cgroup and pidfile paths are looked up (tests move it)
 
     def _command(self, action: str, name: str) -> list[str]:
         if self.systemd:
@@ -65,7 +66,10 @@ class ServiceManager:
         self._run("reload", name)
 
     def is_running(self, name: str) -> bool:
-        """Whether the service runs now."""
+        """Whether the service runs now: its cgroup or pidfile, else ask systemctl/service."""
+        known = service_running(name, self.systemd, self.root)
+        if known is not None:
+            return known
         cmd = ["systemctl", "is-active", "--quiet", name] if self.systemd else [
             "service", name, "status"
         ]

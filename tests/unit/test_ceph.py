@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from pathlib import Path
 
 import ops
 import pytest
@@ -338,10 +339,9 @@ def test_stale_classic_ceph_files_are_removed(gh: GlanceHarness) -> None:
 
 
 # ---- workload edges -----------------------------------------------------------------------
-def test_real_apt_install_and_dpkg_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    import subprocess
-    from types import SimpleNamespace
-
+def test_real_apt_install_and_dpkg_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
     from charmlibs import apt
 
     import glance
@@ -352,15 +352,14 @@ def test_real_apt_install_and_dpkg_check(monkeypatch: pytest.MonkeyPatch) -> Non
     workload = glance.GlanceWorkload()
     workload.install_packages(("ceph-common", "python3-rbd"))
     assert calls == [(["ceph-common", "python3-rbd"], True)]
-    queried: list[str] = []
-
-    def dpkg(cmd: list[str], **_: object) -> SimpleNamespace:
-        queried.append(cmd[-1])
-        return SimpleNamespace(returncode=0, stdout="install ok installed\t17.2.7")
-
-    monkeypatch.setattr(subprocess, "run", dpkg)
+    root = tmp_path / "root"
+    status = root / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text("Package: ceph-common\nStatus: install ok installed\nVersion: 17.2.7\n\n"
+                      "Package: python3-rbd\nStatus: install ok installed\nVersion: 17.2.7\n")
+    workload.paths = glance.GlancePaths(root)
     assert workload.packages_installed(("ceph-common", "python3-rbd"))
-    assert queried == ["ceph-common", "python3-rbd"]
+    assert not workload.packages_installed(("ceph-common", "python3-rados"))
 
 
 def test_invalid_pool_options_name_the_option() -> None:

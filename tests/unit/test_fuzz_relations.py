@@ -437,8 +437,13 @@ class World:
                 self.harness.set_leader(action[1])
         else:  # pragma: no cover - strategy bug
             raise AssertionError(action)
-        if not hooks:  # the next hook Juju runs (update-status) sees it
-            self.harness.charm.on.update_status.emit()
+        if not hooks:
+            # Nothing Juju would deliver a hook for (the leader's own app bag, leadership
+            # moved with hooks disabled): the relation-changed that would have delivered
+            # reset()'s data is the next hook that sees it. (update-status no longer
+            # reconciles a unit whose last hook left it active: it would not.)
+            relation = self.relation()
+            self.harness.charm.on[self.endpoint].relation_changed.emit(relation, relation.app)
             hooks = 1
         return hooks
 

@@ -21,7 +21,8 @@ from pydantic import ValidationError
 
 import haproxy
 from exceptions import BlockedError, WorkloadError
-from haproxy import HaproxyConfig, HaproxyPaths, HaproxyWorkload, render, server_states
+from haproxy import HaproxyPaths, HaproxyWorkload, server_states
+from haproxy_config import HaproxyConfig, render
 from relations import peers
 from service import ServiceError, ServiceManager
 
@@ -397,11 +398,12 @@ def test_service_failure_is_a_workload_error(tmp_path: Path, action: str) -> Non
 
 
 @pytest.mark.parametrize(("systemd", "status", "reload"), [
-    (True, ["systemctl", "is-active", "--quiet", "haproxy"], ["systemctl", "reload", "haproxy"]),
-    (False, ["service", "haproxy", "status"], ["service", "haproxy", "reload"]),
+    # no cgroup v2 tree under the root: systemctl answers
+    (True, [["systemctl", "is-active", "--quiet", "haproxy"]], ["systemctl", "reload", "haproxy"]),
+    (False, [], ["service", "haproxy", "reload"]),  # the pidfile answers
 ])
 def test_with_and_without_systemd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, systemd: bool, status: list[str],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, systemd: bool, status: list[list[str]],
     reload: list[str],
 ) -> None:
     cmds: list[list[str]] = []
@@ -411,9 +413,12 @@ def test_with_and_without_systemd(
         return SimpleNamespace(returncode=0, stdout="", stderr="")
 
     monkeypatch.setattr(subprocess, "run", run)
-    workload = make_workload(tmp_path, ServiceManager(systemd=systemd))
+    pidfile = tmp_path / "run/haproxy.pid"
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(str(os.getpid()))
+    workload = make_workload(tmp_path, ServiceManager(systemd=systemd, root=str(tmp_path)))
     assert workload.ensure_running(True) is True
-    assert cmds == [status, reload]
+    assert cmds == [*status, reload]
 
 
 def test_default_workload_targets_the_real_paths() -> None:

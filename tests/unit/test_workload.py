@@ -43,12 +43,23 @@ def test_service_commands(run: Recorder, systemd: bool, expected: list[str]) -> 
     assert run.cmds == [expected]
 
 
-def test_service_status_and_failure(run: Recorder) -> None:
-    manager = ServiceManager(systemd=False)
+def test_service_status_and_failure(run: Recorder, tmp_path: Path) -> None:
+    manager = ServiceManager(systemd=False, root=str(tmp_path))  # no pidfile: stopped
+    assert not manager.is_running("haproxy")
+    assert run.cmds == []  # answered from the pidfile, no process
+    pidfile = tmp_path / distro.PIDFILES["haproxy"].lstrip("/")
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(f"{os.getpid()}\n")
+    assert manager.is_running("haproxy")
+    pidfile.write_text("999999999\n")  # stale: no such process
+    assert not manager.is_running("haproxy")
+    pidfile.write_bytes(b"\xff\xfe")  # unreadable: ask the init script
     assert manager.is_running("haproxy")
     assert run.cmds[-1] == ["service", "haproxy", "status"]
     run.returncode = 3
     assert not manager.is_running("haproxy")
+    assert not ServiceManager(systemd=False).is_running("no-such-service")  # no pidfile known
+    assert run.cmds[-1] == ["service", "no-such-service", "status"]
     with pytest.raises(ServiceError):
         manager.start("haproxy")
     manager.enable("haproxy")  # SysV: nothing to do
@@ -62,14 +73,71 @@ def test_service_status_and_failure(run: Recorder) -> None:
                             ["systemctl", "reload", "haproxy"]]
 
 
-def test_installed_version(run: Recorder) -> None:
-    workload = glance.GlanceWorkload()
-    run.stdout = "install ok installed\t2:25.1.0-2"
+def test_systemd_status_from_the_units_cgroup(run: Recorder, tmp_path: Path) -> None:
+    manager = ServiceManager(systemd=True, root=str(tmp_path))
+    assert manager.is_running("glance-api")  # no cgroup v2 tree: systemctl answers
+    assert run.cmds == [["systemctl", "is-active", "--quiet", "glance-api"]]
+    procs = tmp_path / distro.SYSTEMD_CGROUP.format(name="glance-api").lstrip("/")
+    procs.parent.mkdir(parents=True)
+    assert not manager.is_running("haproxy")  # the tree, but no cgroup: stopped
+    procs.write_text("")
+    assert not manager.is_running("glance-api")  # an empty cgroup: stopped
+    procs.write_text("1234\n1240\n")
+    assert manager.is_running("glance-api")
+    assert len(run.cmds) == 1
+
+
+DPKG_STATUS_TEXT = """Package: glance-common
+Status: install ok installed
+Version: 2:25.1.0-2
+
+Package: glance-api
+Status: deinstall ok config-files
+Architecture: all
+Version: 2:24.0.0-1
+
+Package: glance-api
+Status: install ok installed
+Description: OpenStack Image Registry and Delivery Service - API server
+ Version: 9.9 (a continuation line, not the field)
+Version: 2:25.1.0-2
+
+Package: haproxy
+Status: hold ok installed
+Version: 2.6.12-1"""
+
+
+def test_installed_version_reads_dpkg_status(run: Recorder, tmp_path: Path) -> None:
+    status = tmp_path / distro.DPKG_STATUS.lstrip("/")
+    workload = glance.GlanceWorkload(paths=glance.GlancePaths(tmp_path))
+    assert workload.installed_version() is None  # no dpkg database at all
+    status.parent.mkdir(parents=True)
+    status.write_text(DPKG_STATUS_TEXT)
     assert workload.installed_version() == "2:25.1.0-2"
-    run.stdout = "deinstall ok config-files\t2:25.1.0-2"
+    assert workload.installed_version("haproxy") == "2.6.12-1"
+    assert workload.installed_version("glance") is None  # a prefix of other names
+    assert workload.packages_installed(("glance-common", "haproxy"))
+    assert not workload.packages_installed(("glance-common", "ceph-common"))
+    status.write_text(DPKG_STATUS_TEXT.replace("Status: install ok installed\nDescription",
+                                               "Status: deinstall ok config-files\nDescr"))
     assert workload.installed_version() is None
-    run.returncode = 1
-    assert workload.installed_version() is None
+    assert run.cmds == []  # no dpkg-query process
+
+
+def test_dpkg_status_matches_dpkg_query() -> None:
+    """On this machine: the reader answers what dpkg-query does, for every package."""
+    if not Path(distro.DPKG_STATUS).exists():
+        pytest.skip("no dpkg database on this machine")
+    query = subprocess.run(["dpkg-query", "-W", "-f=${Package}\t${Status}\t${Version}\n"],
+                           capture_output=True, text=True, check=True).stdout
+    expected: dict[str, str | None] = {}
+    for line in query.splitlines():
+        name, status, version = line.split("\t")
+        if ":" in name:  # multi-arch names: the reader looks packages up by plain name
+            continue
+        expected[name] = version if status.endswith(" installed") else None
+    names = tuple(sorted(expected))[:400]
+    assert distro.dpkg_versions(names) == {name: expected[name] for name in names}
 
 
 def test_db_sync_runs_as_glance_and_hides_output(run: Recorder, caplog) -> None:

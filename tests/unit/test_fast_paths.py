@@ -1,0 +1,175 @@
+"""update-status and config-changed that find nothing to do: no reconcile, no status-set.
+
+A steady unit (last hook active, same leadership, services running, nothing owed) answers
+update-status without rendering, without hook tools beyond what ops itself calls, and
+config-changed compares config + binding addresses with the last active reconcile. Anything
+else falls through to the full reconcile, which these tests show converging.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ops
+import pytest
+
+import charm as charm_module
+from tests.unit.conftest import GlanceHarness
+
+
+class Spy:
+    """Counts reconciles and status-set calls of the charm under test."""
+
+    def __init__(self, gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.reconciles = 0
+        self.status_sets: list[tuple[str, str]] = []
+        original = charm_module.GlanceCharm._reconcile
+
+        def counted(charm: charm_module.GlanceCharm) -> None:
+            self.reconciles += 1
+            original(charm)
+
+        monkeypatch.setattr(charm_module.GlanceCharm, "_reconcile", counted)
+        backend: Any = gh.harness._backend
+        status_set = backend.status_set
+
+        def recorded(status: str, message: str = "", *, is_app: bool = False) -> None:
+            if not is_app:
+                self.status_sets.append((status, message))
+            status_set(status, message, is_app=is_app)
+
+        monkeypatch.setattr(backend, "status_set", recorded)
+
+
+def hook(gh: GlanceHarness, event: Any) -> ops.StatusBase:
+    """Emit an event and collect status as ops does at the end of every hook."""
+    event.emit()
+    return gh.status()
+
+
+@pytest.fixture
+def steady(gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch) -> tuple[GlanceHarness, Spy]:
+    gh.relate_core()
+    assert hook(gh, gh.charm.on.update_status) == ops.ActiveStatus("Unit is ready")
+    assert gh.services.running == {"glance-api", "haproxy"}
+    return gh, Spy(gh, monkeypatch)
+
+
+def test_steady_update_status_does_nothing(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    written = gh.conf_path.stat().st_mtime_ns
+    calls = len(gh.services.calls)
+    for _ in range(3):
+        assert hook(gh, gh.charm.on.update_status) == ops.ActiveStatus("Unit is ready")
+    assert spy.reconciles == 0
+    assert spy.status_sets == []  # Juju keeps the status it has
+    assert gh.services.calls[calls:] == []
+    assert gh.conf_path.stat().st_mtime_ns == written
+
+
+def test_update_status_restarts_a_dead_service(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    gh.services.running.discard("glance-api")
+    assert hook(gh, gh.charm.on.update_status) == ops.ActiveStatus("Unit is ready")
+    assert spy.reconciles == 1
+    assert gh.services.count("start") == 1
+    gh.services.running.discard("haproxy")
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 2
+    assert gh.services.count("start", "haproxy") >= 1
+
+
+def test_update_status_finishes_an_owed_restart(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    restarts = gh.services.count("restart")
+    gh.workload.mark_restart_needed()  # a hook died between writing and restarting
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 1
+    assert gh.services.count("restart") == restarts + 1
+    assert not gh.workload.restart_needed()
+    gh.charm.haproxy.mark_reload_needed()
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 2
+    assert gh.services.count("reload", "haproxy") >= 1
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 2
+
+
+def test_update_status_reconciles_after_a_problem(
+    gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = Spy(gh, monkeypatch)
+    assert hook(gh, gh.charm.on.update_status).name == "blocked"  # no relations yet
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 2  # not active: every update-status looks again
+    assert spy.status_sets == [("blocked", "Missing relations: database, identity")]
+
+
+def test_leadership_moved_without_a_hook_reconciles(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    with gh.harness.hooks_disabled():
+        gh.harness.set_leader(False)
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 1
+
+
+def test_paused_update_status_keeps_paused(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    gh.harness.run_action("pause")
+    assert gh.status() == ops.MaintenanceStatus(charm_module.PAUSED_MESSAGE)
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 0
+    assert spy.status_sets == [("maintenance", charm_module.PAUSED_MESSAGE)]
+    assert "glance-api" not in gh.services.running
+
+
+def test_config_changed_without_change_does_nothing(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    assert hook(gh, gh.charm.on.config_changed) == ops.ActiveStatus("Unit is ready")
+    assert spy.reconciles == 0
+    assert spy.status_sets == []
+
+
+def test_config_changed_with_change_reconciles(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    restarts = gh.services.count("restart")
+    gh.harness.update_config({"debug": True})
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    assert spy.reconciles == 1
+    assert gh.services.count("restart") == restarts + 1
+    assert gh.conf()["DEFAULT"]["debug"] == "true"
+    gh.harness.charm.on.config_changed.emit()  # the same config again
+    assert spy.reconciles == 1
+
+
+def test_config_changed_after_an_address_change_reconciles(
+    steady: tuple[GlanceHarness, Spy],
+) -> None:
+    gh, spy = steady
+    gh.harness.add_network("10.5.0.200", endpoint="cluster")  # (Harness: no extra-bindings)
+    gh.harness.charm.framework.model._bindings._data.clear()  # a new hook: nothing cached
+    hook(gh, gh.charm.on.config_changed)
+    assert spy.reconciles == 1
+    peer = gh.harness.model.get_relation("cluster")
+    assert peer is not None
+    assert "10.5.0.200" in gh.harness.get_relation_data(peer.id, "glance/0").values()
+
+
+def test_bad_config_then_back_reconciles_each_time(steady: tuple[GlanceHarness, Spy]) -> None:
+    gh, spy = steady
+    gh.harness.update_config({"worker-multiplier": -1.0})
+    assert gh.status().name == "blocked"
+    gh.harness.charm.on.config_changed.emit()
+    assert spy.reconciles == 2  # blocked: no fast path
+    gh.harness.update_config({"worker-multiplier": 2.0})
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    assert spy.status_sets[-1] == ("active", "Unit is ready")
+
+
+def test_progress_status_is_followed_by_the_final_status(
+    steady: tuple[GlanceHarness, Spy],
+) -> None:
+    gh, spy = steady
+    gh.charm._set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
+    assert hook(gh, gh.charm.on.config_changed) == ops.ActiveStatus("Unit is ready")
+    assert spy.status_sets[-1] == ("active", "Unit is ready")
