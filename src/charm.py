@@ -55,9 +55,17 @@ else:  # loaded by the hooks that reconcile; a steady update-status never touche
     )
 
 logger = logging.getLogger(__name__)
-# ops logs two DEBUG lines per hook ("up and running", "Emitting Juju event"); each is a
-# juju-log round-trip to the agent. The charm's own records (INFO and up) still go.
-logging.getLogger("ops").setLevel(logging.INFO)
+
+
+def _not_debug(record: logging.LogRecord) -> bool:
+    return record.levelno > logging.DEBUG
+
+
+# ops logs two DEBUG lines on the root logger in every hook ("ops ... up and running",
+# "Emitting Juju event ..."), each a juju-log round-trip to the agent. A filter on the root
+# logger drops only records logged on it directly: the charm's and the libraries' own
+# loggers (DEBUG included) are untouched.
+logging.getLogger().addFilter(_not_debug)
 
 READY_MESSAGE = "Unit is ready"
 PAUSED_MESSAGE = "Paused. Use 'resume' action to resume normal service."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from lazy import lazy_import
 from service import ServiceError, ServiceManager, system_env
 
 if TYPE_CHECKING:
+    import jinja2
+
     import stores
     from state import GlanceContext
 
@@ -57,6 +60,16 @@ def swift_escape(value: object) -> str:
 
 def render_template(name: str, **values: object) -> str:
     """Render templates/<name> (jinja2 imported here: hooks that render nothing skip it)."""
+    return _environment().get_template(name).render(**values)
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    """One environment per process; compiled templates cached as bytecode between hooks.
+
+    jinja2's FileSystemBytecodeCache keeps them in a per-user temp directory it creates
+    0700 (templates hold no secret: values are only filled in at render time).
+    """
     import jinja2
 
     env = jinja2.Environment(
@@ -66,10 +79,11 @@ def render_template(name: str, **values: object) -> str:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,  # noqa: S701 - ini files, not HTML
+        bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters["oslo"] = oslo_escape
     env.filters["swift"] = swift_escape
-    return env.get_template(name).render(**values)
+    return env
 
 
 @dataclass
