@@ -290,7 +290,7 @@ class GlanceCharm(ops.CharmBase):
     def _publish_requests(self, config: GlanceConfig) -> None:
         """Tell providers what glance wants; needs only config, so it never waits."""
         if relation := self.model.get_relation(shared_db.ENDPOINT):
-            hostname = self._bind_address(shared_db.ENDPOINT) or ""
+            hostname = self.bind_address(shared_db.ENDPOINT) or ""
             shared_db.publish_request(
                 relation, self.unit, config.database, config.database_user, hostname
             )
@@ -302,7 +302,7 @@ class GlanceCharm(ops.CharmBase):
                 config.rabbit_user, config.rabbit_vhost,
             )
         if relation := self.model.get_relation(peers.ENDPOINT):
-            peers.publish_address(relation, self.unit, self._bind_address(peers.ENDPOINT))
+            peers.publish_address(relation, self.unit, self.bind_address(peers.ENDPOINT))
         if relation := self.model.get_relation(ceph.ENDPOINT):
             from stores import ceph_request
 
@@ -426,10 +426,11 @@ class GlanceCharm(ops.CharmBase):
 
         relation = self.model.get_relation(peers.ENDPOINT)
         backends = peers.peer_addresses(
-            relation, self.unit, self._bind_address(peers.ENDPOINT)
+            relation, self.unit, self.bind_address(peers.ENDPOINT)
         )
         cfg = HaproxyConfig.from_options(
             backends,
+            bind_addresses=self._frontend_addresses(config),
             client_timeout=config.haproxy_client_timeout,
             server_timeout=config.haproxy_server_timeout,
             queue_timeout=config.haproxy_queue_timeout,
@@ -440,6 +441,33 @@ class GlanceCharm(ops.CharmBase):
         changed = self.haproxy.configure(cfg)
         if not self._stored.paused:
             self.haproxy.ensure_running(changed)
+
+    def _frontend_addresses(self, config: GlanceConfig) -> tuple[str, ...]:
+        """Where haproxy listens: the public, internal and admin bindings' addresses.
+
+        Empty (every address) when a VIP or DNS HA fronts the units, as the classic charm
+        does: the VIP moves onto whichever unit hacluster picks, so haproxy must accept it
+        without a restart; also when a binding's address is unknown.
+        """
+        from state import BINDINGS
+
+        if config.vip or config.dns_ha:
+            return ()
+        addresses = [self.listen_address(name, config) for name in BINDINGS]
+        if any(address is None for address in addresses):
+            return ()
+        return tuple(dict.fromkeys(address for address in addresses if address))
+
+    def listen_address(self, endpoint: str, config: GlanceConfig) -> str | None:
+        """The binding's address to listen on; None (every address) when unusable.
+
+        Unusable: unknown, or of the other family than `prefer-ipv6` asks for (the classic
+        charm then binds ``::``).
+        """
+        address = self.bind_address(endpoint)
+        if address is None or (":" in address) != config.prefer_ipv6:
+            return None
+        return address
 
     def _check_ha(self, config: GlanceConfig) -> None:
         """Raise what keeps a scaled-out or VIP-fronted deployment from being complete."""
@@ -623,7 +651,8 @@ class GlanceCharm(ops.CharmBase):
         if failed:
             event.fail(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}")
 
-    def _bind_address(self, endpoint: str) -> str | None:
+    def bind_address(self, endpoint: str) -> str | None:
+        """The address this unit binds for an endpoint (network-get), None if unknown."""
         try:
             binding = self.model.get_binding(endpoint)
             if binding is not None and binding.network.bind_address is not None:

@@ -140,6 +140,8 @@ class GlanceWorkload:
     user: str = distro.GLANCE_USER
     group: str = distro.GLANCE_GROUP
     config_owner: str = "root"
+    # where /healthcheck is polled: glance-api's bind address (set when configured)
+    health_host: str = "127.0.0.1"
 
     # ---- packages -------------------------------------------------------------------------
     def installed_version(self, package: str = "glance-api") -> str | None:
@@ -210,7 +212,7 @@ class GlanceWorkload:
             "glance-api.conf.j2",
             ctx=ctx,
             profile=profile,
-            bind_host="::" if ctx.config.prefer_ipv6 else "0.0.0.0",  # noqa: S104
+            bind_host=ctx.bind_host or self._any_address(ctx),
             database_url=ctx.database.connection_url(ca_path),
             expose_locations=ctx.config.expose_image_locations and ctx.default_store == "ceph",
             lock_path="/var/lib/glance/lock",
@@ -224,6 +226,10 @@ class GlanceWorkload:
         if ctx.messaging is not None and ctx.messaging.ssl_ca:
             specs.append(self._spec(self.paths.rabbit_ca, ctx.messaging.ssl_ca.encode(), 0o644))
         return specs + self.render_store_files(ctx)
+
+    @staticmethod
+    def _any_address(ctx: GlanceContext) -> str:
+        return "::" if ctx.config.prefer_ipv6 else "0.0.0.0"  # noqa: S104
 
     def render_store_files(self, ctx: GlanceContext) -> list[files.FileSpec]:
         """Files of the optional stores: Ceph's (rbd enabled) and Swift's (swift enabled)."""
@@ -269,6 +275,7 @@ class GlanceWorkload:
         in between still restarts glance-api next time.
         """
         specs = self.render(ctx, version)
+        self.health_host = ctx.bind_host or ("::1" if ctx.config.prefer_ipv6 else "127.0.0.1")
         self.ensure_dirs(ctx)
         wanted = {spec.path for spec in specs}
         pending = [spec for spec in specs if not files.is_current(spec)]
@@ -354,13 +361,14 @@ class GlanceWorkload:
         return self.services.is_running(distro.GLANCE_SERVICE)
 
     def healthy(self, port: int, timeout: float = 2.0) -> bool:
-        """Whether the API answers /healthcheck on loopback."""
+        """Whether the API answers /healthcheck on its bind address (loopback by default)."""
         import urllib.error  # http.client and email: ~10 ms, only for hooks that poll
         import urllib.request
 
+        host = f"[{self.health_host}]" if ":" in self.health_host else self.health_host
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{port}/healthcheck", timeout=timeout
+                f"http://{host}:{port}/healthcheck", timeout=timeout
             ) as response:
                 return bool(response.status == 200)
         except (urllib.error.URLError, OSError):

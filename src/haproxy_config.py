@@ -83,7 +83,10 @@ class HaproxyConfig(BaseModel):
         backends: glance-api units, sorted by application then unit number.
         frontend_port: port clients use (glance's public port).
         bind_address: address the frontend binds; None for every address.
-        ipv6: bind IPv6 and IPv4 (``[::]:port v4v6``) when ``bind_address`` is None.
+        bind_addresses: addresses the frontend binds, one ``bind`` line each (the charm:
+            its public, internal and admin bindings' addresses); takes precedence over
+            ``bind_address``; empty for ``bind_address`` or every address.
+        ipv6: bind IPv6 and IPv4 (``[::]:port v4v6``) when binding every address.
         balance: load-balancing algorithm.
         client_timeout: ``timeout client`` in ms.
         server_timeout: ``timeout server`` in ms.
@@ -104,6 +107,7 @@ class HaproxyConfig(BaseModel):
     backends: tuple[Backend, ...] = ()
     frontend_port: int = Field(default=FRONTEND_PORT, ge=1, le=65535)
     bind_address: str | None = None
+    bind_addresses: tuple[str, ...] = ()
     ipv6: bool = False
     balance: Literal["leastconn", "roundrobin"] = "leastconn"
     client_timeout: int = Field(default=DEFAULT_CLIENT_TIMEOUT, ge=1)
@@ -140,6 +144,12 @@ class HaproxyConfig(BaseModel):
     @classmethod
     def _bind_address(cls, value: str | None) -> str | None:
         return None if value is None else valid_host(value, normalize=True)
+
+    @field_validator("bind_addresses")
+    @classmethod
+    def _bind_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        normalized = [valid_host(address, normalize=True) for address in value]
+        return tuple(dict.fromkeys(normalized))  # each address once, in the given order
 
     @field_validator("tls_pem", "stats_socket", "chroot")
     @classmethod
@@ -204,13 +214,21 @@ class HaproxyConfig(BaseModel):
         })
 
     @property
-    def bind(self) -> str:
-        """The frontend's ``bind`` argument."""
-        if self.bind_address is not None:
-            return f"{url_host(self.bind_address)}:{self.frontend_port}"
+    def binds(self) -> tuple[str, ...]:
+        """The frontend's ``bind`` arguments, one per line."""
+        addresses = self.bind_addresses or (
+            (self.bind_address,) if self.bind_address is not None else ()
+        )
+        if addresses:
+            return tuple(f"{url_host(address)}:{self.frontend_port}" for address in addresses)
         if self.ipv6:
-            return f"[::]:{self.frontend_port} v4v6"
-        return f"0.0.0.0:{self.frontend_port}"
+            return (f"[::]:{self.frontend_port} v4v6",)
+        return (f"0.0.0.0:{self.frontend_port}",)
+
+    @property
+    def bind(self) -> str:
+        """The first ``bind`` argument (the only one unless several addresses are bound)."""
+        return self.binds[0]
 
 
 def render(cfg: HaproxyConfig) -> bytes:

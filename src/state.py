@@ -67,6 +67,9 @@ class GlanceContext(BaseModel):
     default_store: str
     workers: int
     bind_port: int = BACKEND_PORT
+    # glance-api listens on the cluster binding's address, where the haproxy of every unit
+    # reaches it; None (every address) when the binding has none.
+    bind_host: str | None = None
     ceph: CephSettings | None = None
     storage_issue: StorageIssue | None = None
     messaging: MessagingInfo | None = None
@@ -146,6 +149,7 @@ class GlanceContext(BaseModel):
             storage_issue=selection.issue,
             messaging=messaging,
             tls=tls,
+            bind_host=charm.listen_address(peers.ENDPOINT, config),
         )
 
 

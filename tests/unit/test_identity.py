@@ -47,7 +47,8 @@ def test_binding_addresses_per_endpoint(gh: GlanceHarness, monkeypatch) -> None:
     def get_binding(name):
         if name in extra:
             address = ipaddress.ip_address(extra[name])
-            return SimpleNamespace(network=SimpleNamespace(ingress_address=address))
+            return SimpleNamespace(network=SimpleNamespace(ingress_address=address,
+                                                           bind_address=address))
         if name == "admin":
             raise ops.ModelError("no such binding")
         return real_get_binding(name)

@@ -131,7 +131,8 @@ def related(gh: GlanceHarness) -> int:
 
 def assert_https(gh: GlanceHarness, image: int, host: str = UNIT_ADDRESS) -> None:
     pem = gh.root / PEM
-    assert f"bind 0.0.0.0:9292 ssl crt {pem}\n" in haproxy_cfg(gh)
+    listen = "0.0.0.0" if host != UNIT_ADDRESS else UNIT_ADDRESS  # noqa: S104 - VIP: any
+    assert f"bind {listen}:9292 ssl crt {pem}\n" in haproxy_cfg(gh)
     assert "http-request set-header X-Forwarded-Proto https" in haproxy_cfg(gh)
     assert identity_urls(gh) == {f"https://{host}:9292"}
     assert image_url(gh, image) == f"https://{host}:9292"
