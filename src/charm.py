@@ -173,6 +173,7 @@ class GlanceCharm(ops.CharmBase):
             and not self._stored.paused
             and self._stored.leader == self.unit.is_leader()  # ops asks is-leader anyway
             and not self.workload.restart_needed() and not self.haproxy.reload_needed()
+            and not self.workload.draining()
             and self.workload.is_running() and self.haproxy.is_running()
         )
 
@@ -537,11 +538,15 @@ class GlanceCharm(ops.CharmBase):
         """Restart glance-api for new config, one unit at a time when there are several.
 
         A unit that needs a restart asks the leader for the lock in its peer bag; the
-        leader grants one unit at a time in the app bag; the holder restarts, waits until
-        its API answers /healthcheck (haproxy on every unit then sends it traffic again),
+        leader grants one unit at a time in the app bag; the holder drains (fails its
+        /healthcheck until every haproxy has it out of rotation and its requests are
+        done, uploads included), restarts, waits until
+        its API answers /healthcheck and haproxy has it back in rotation (a restart longer
+        than haproxy's fall window marks it DOWN; it is UP again only after 2 good checks),
         and reports done, which lets the leader grant the next. The classic charm restarts
         every unit at once.
         """
+        self.workload.set_draining(False)  # a drain a dead hook left behind ends here
         peer = self.model.get_relation(peers.ENDPOINT)
         if peer is None or not peer.units:  # alone: nothing to coordinate
             self.workload.ensure_running(restart=changed or self.workload.restart_needed())
@@ -552,9 +557,16 @@ class GlanceCharm(ops.CharmBase):
         token = peers.restart_request(peer, self.unit)
         grant = peers.restart_grant(peer, self.app)
         if token and grant == (self.unit.name, token):
+            server = self.unit.name.replace("/", "-")
+            self.workload.set_draining(True)  # every haproxy stops sending new requests
+            if not self.haproxy.wait_server_drained(server):
+                logger.warning("haproxy does not show %s drained; restarting anyway", server)
             self.workload.ensure_running(restart=True)
+            self.workload.set_draining(False)
             if not self.workload.wait_healthy(ctx.bind_port):
                 raise WorkloadError("glance-api did not answer /healthcheck after restart")
+            if not self.haproxy.wait_server_up(server):
+                logger.warning("haproxy does not show %s UP; releasing the lock anyway", server)
             peers.finish_restart(peer, self.unit, token)
             self._grant_restart_lock(peer)
         elif token:

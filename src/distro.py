@@ -15,6 +15,10 @@ HAPROXY_SERVICE = "haproxy"
 GLANCE_USER = "glance"
 GLANCE_GROUP = "glance"
 
+# The packaged api-paste.ini's healthcheck filter answers 503 while this file exists
+# (oslo.middleware disable_by_file): haproxy then takes the unit out of rotation.
+HEALTHCHECK_DISABLE = "/etc/glance/healthcheck_disable"
+
 # dpkg's database of installed packages: read directly, so a steady hook runs no dpkg process.
 DPKG_STATUS = "/var/lib/dpkg/status"
 # Without systemd, `service NAME status` (the sysvinit scripts) answers from these pidfiles.

@@ -130,6 +130,11 @@ class GlancePaths:
         """Exists while written config has not yet been picked up by a restart."""
         return self("/var/lib/charm/glance/restart-pending")
 
+    @property
+    def healthcheck_disable(self) -> Path:
+        """While it exists, /healthcheck answers 503 (every haproxy drains this unit)."""
+        return self(distro.HEALTHCHECK_DISABLE)
+
 
 @dataclass
 class GlanceWorkload:
@@ -308,6 +313,19 @@ class GlanceWorkload:
     def restart_needed(self) -> bool:
         """Whether written config still waits for a restart."""
         return self.paths.restart_marker.exists()
+
+    def set_draining(self, draining: bool) -> None:
+        """Fail (or stop failing) /healthcheck so load balancers send no new requests."""
+        flag = self.paths.healthcheck_disable
+        if draining:
+            flag.parent.mkdir(parents=True, exist_ok=True)
+            flag.touch(mode=0o644)
+        else:
+            flag.unlink(missing_ok=True)
+
+    def draining(self) -> bool:
+        """Whether /healthcheck is failed on purpose (a drain not yet ended)."""
+        return self.paths.healthcheck_disable.exists()
 
     # ---- database -------------------------------------------------------------------------
     def db_sync(self) -> None:

@@ -45,6 +45,7 @@ CONFIG_PATH = "/etc/haproxy/haproxy.cfg"
 STATS_SOCKET = "/run/haproxy/admin.sock"
 REJECTED_MESSAGE = "haproxy rejected the generated configuration"
 CHECK_TIMEOUT = 60
+CHECK_INTERVAL = 2.0  # seconds between health checks: haproxy.cfg's "inter 2000"
 
 DEFAULT_CLIENT_TIMEOUT = 90000
 DEFAULT_SERVER_TIMEOUT = 90000
@@ -83,6 +84,7 @@ class HaproxyWorkload:
     group: str = "root"
     mode: int = 0o644  # no secrets inside: the TLS key lives in its own file
     service: str = distro.HAPROXY_SERVICE
+    stats_socket: str = STATS_SOCKET  # the configured one, remembered by configure()
 
     def spec(self, cfg: HaproxyConfig) -> files.FileSpec:
         """The file haproxy.cfg should be for this config (nothing is written)."""
@@ -134,6 +136,7 @@ class HaproxyWorkload:
             BlockedError: haproxy rejected the configuration (old file kept).
             WorkloadError: the haproxy binary is missing.
         """
+        self.stats_socket = cfg.stats_socket
         spec = self.spec(cfg)
         if files.is_current(spec):
             return False
@@ -148,6 +151,74 @@ class HaproxyWorkload:
         marker = self.paths.reload_marker
         marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker.touch()
+
+    def wait_server_up(self, server: str, timeout: float = 60.0) -> bool:
+        """Wait until haproxy's health checks have a server back in rotation.
+
+        A glance-api that answers /healthcheck again gets traffic only after haproxy's
+        checks see it (rise 2, inter 2 s: up to 4 s later, when a long restart had it
+        marked DOWN). Every unit's haproxy checks on its own phase, so one more interval
+        after this one shows it UP lets the others catch up.
+
+        Args:
+            server: the server's name in haproxy.cfg (``glance-0`` for unit glance/0).
+            timeout: seconds to wait at most.
+
+        Returns:
+            Whether haproxy showed the server UP; False when it did not in time, does not
+            list it, or its stats socket cannot be read.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = server_states(self.stats_socket).get(server)
+            except OSError:
+                return False
+            if state is None:
+                return False
+            if state == "UP":
+                time.sleep(CHECK_INTERVAL)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(CHECK_INTERVAL / 4)
+
+    def wait_server_drained(self, server: str, timeout: float = 60.0) -> bool:
+        """Wait until haproxy has a failing server out of rotation with no request left.
+
+        After glance-api's /healthcheck starts failing, haproxy marks the server DOWN
+        after ``fall 3`` checks (about 6 s), sends it nothing new, and lets the requests
+        it has finish. One more check interval lets the other units' haproxies (each on
+        its own phase) catch up.
+
+        Args:
+            server: the server's name in haproxy.cfg (``glance-0`` for unit glance/0).
+            timeout: seconds to wait at most.
+
+        Returns:
+            Whether haproxy showed the server out of rotation and idle; False when it did
+            not in time, does not list it, or its stats socket cannot be read.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                row = next((r for r in stats(self.stats_socket)
+                            if r.get("pxname") == BACKEND_NAME and r.get("svname") == server),
+                           None)
+            except OSError:
+                return False
+            if row is None:
+                return False
+            if not row.get("status", "").startswith("UP") and row.get("scur") in ("0", ""):
+                time.sleep(CHECK_INTERVAL)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(CHECK_INTERVAL / 4)
 
     def reload_needed(self) -> bool:
         """Whether a written haproxy.cfg still waits for haproxy to load it."""

@@ -114,13 +114,32 @@ class RecordingWorkload(GlanceWorkload):
         self.version = UPGRADED_VERSION
 
 
-def make_haproxy(root: Path, services: FakeServices) -> HaproxyWorkload:
+@dataclass
+class RecordingHaproxy(HaproxyWorkload):
+    """The real haproxy workload; waiting for a server back in rotation is only recorded."""
+
+    up_waits: list[str] = field(default_factory=list)
+    drain_waits: list[str] = field(default_factory=list)
+    drained: bool = True
+
+    def wait_server_up(self, server: str, timeout: float = 60.0) -> bool:
+        """No haproxy here: record the wait (the functional tier reads the real one)."""
+        self.up_waits.append(server)
+        return True
+
+    def wait_server_drained(self, server: str, timeout: float = 60.0) -> bool:
+        """Record the wait; answer `drained` (the functional tier reads the real one)."""
+        self.drain_waits.append(server)
+        return self.drained
+
+
+def make_haproxy(root: Path, services: FakeServices) -> RecordingHaproxy:
     """The real haproxy workload under root; `haproxy -c` is the real binary when present."""
     user = pwd.getpwuid(os.getuid()).pw_name
     group = grp.getgrgid(os.getgid()).gr_name
     binary = HAPROXY_BIN if Path(HAPROXY_BIN).exists() else "true"
-    return HaproxyWorkload(paths=HaproxyPaths(root), services=services,  # type: ignore[arg-type]
-                           haproxy_bin=binary, owner=user, group=group)
+    return RecordingHaproxy(paths=HaproxyPaths(root), services=services,  # type: ignore[arg-type]
+                            haproxy_bin=binary, owner=user, group=group)
 
 
 @dataclass

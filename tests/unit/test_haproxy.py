@@ -430,12 +430,13 @@ def test_default_workload_targets_the_real_paths() -> None:
 
 # ---- stats socket -------------------------------------------------------------------------
 STAT_CSV = (
-    "# pxname,svname,qcur,status,\n"
-    "glance_api,FRONTEND,0,OPEN,\n"
-    "glance_api,glance-0,0,UP,\n"
-    "glance_api,glance-1,0,DOWN,\n"
-    "glance_api,BACKEND,0,UP,\n"
-    "other,srv,0,UP,\n\n"
+    "# pxname,svname,qcur,scur,status,\n"
+    "glance_api,FRONTEND,0,0,OPEN,\n"
+    "glance_api,glance-0,0,0,UP,\n"
+    "glance_api,glance-1,0,0,DOWN,\n"
+    "glance_api,glance-2,0,3,MAINT,\n"
+    "glance_api,BACKEND,0,3,UP,\n"
+    "other,srv,0,0,UP,\n\n"
 )
 
 
@@ -462,7 +463,32 @@ def stats_socket(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_server_states(stats_socket: Path) -> None:
-    assert server_states(stats_socket) == {"glance-0": "UP", "glance-1": "DOWN"}
+    assert server_states(stats_socket) == {"glance-0": "UP", "glance-1": "DOWN",
+                                           "glance-2": "MAINT"}
+
+
+@pytest.mark.parametrize(("server", "up"), [("glance-0", True), ("glance-1", False),
+                                            ("glance-9", False)])
+def test_wait_server_up(stats_socket: Path, monkeypatch: pytest.MonkeyPatch, server: str,
+                        up: bool) -> None:
+    """UP: True after one more check interval; DOWN past the timeout or unlisted: False."""
+    monkeypatch.setattr(haproxy, "CHECK_INTERVAL", 0.0)
+    workload = HaproxyWorkload(stats_socket=str(stats_socket))
+    assert workload.wait_server_up(server, timeout=0) is up
+
+
+def test_wait_server_up_without_haproxy(tmp_path: Path) -> None:
+    workload = HaproxyWorkload(stats_socket=str(tmp_path / "missing.sock"))
+    assert workload.wait_server_up("glance-0") is False
+
+
+def test_configure_remembers_the_stats_socket(tmp_path: Path) -> None:
+    workload = HaproxyWorkload(paths=HaproxyPaths(tmp_path), haproxy_bin="true",
+                               services=Recorder())  # type: ignore[arg-type]
+    workload.owner, workload.group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(
+        os.getgid()).gr_name
+    workload.configure(HaproxyConfig(stats_socket="/run/elsewhere.sock"))
+    assert workload.stats_socket == "/run/elsewhere.sock"
 
 
 # ---- from peers to haproxy.cfg (Harness, 1/3/5 units) ---------------------------------------
@@ -504,3 +530,21 @@ def test_departed_peer_leaves_the_backends(harness: ops.testing.Harness[TinyChar
     relation = harness.model.get_relation("cluster")
     pairs = peers.peer_addresses(relation, harness.charm.unit, "10.5.0.0")
     assert pairs == [("glance/0", "10.5.0.0"), ("glance/2", "10.5.0.2")]
+
+
+@pytest.mark.parametrize(("server", "drained"), [
+    ("glance-1", True),  # DOWN, no session left
+    ("glance-0", False),  # still UP past the timeout
+    ("glance-2", False),  # out of rotation, but 3 requests still running
+    ("glance-9", False),  # not listed
+])
+def test_wait_server_drained(stats_socket: Path, monkeypatch: pytest.MonkeyPatch, server: str,
+                             drained: bool) -> None:
+    monkeypatch.setattr(haproxy, "CHECK_INTERVAL", 0.0)
+    workload = HaproxyWorkload(stats_socket=str(stats_socket))
+    assert workload.wait_server_drained(server, timeout=0) is drained
+
+
+def test_wait_server_drained_without_haproxy(tmp_path: Path) -> None:
+    workload = HaproxyWorkload(stats_socket=str(tmp_path / "missing.sock"))
+    assert workload.wait_server_drained("glance-0", timeout=0) is False

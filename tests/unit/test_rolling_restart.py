@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ops
+import pytest
 
 from relations import peers
 from tests.unit.conftest import GlanceHarness
@@ -34,6 +35,7 @@ def test_leader_takes_the_free_lock_restarts_and_releases(gh: GlanceHarness) -> 
     gh.harness.update_config({"debug": True})
     assert gh.services.count("restart") == restarts + 1
     assert gh.workload.health_waits >= 1
+    assert gh.charm.haproxy.up_waits[-1:] == ["glance-0"]  # type: ignore[attr-defined]
     bag = gh.harness.get_relation_data(peer.id, "glance/0")
     assert peers.RESTART_REQUEST_KEY not in bag
     assert bag[peers.RESTART_DONE_KEY]
@@ -81,3 +83,53 @@ def test_departed_holder_frees_the_lock(gh: GlanceHarness) -> None:
     assert gh.services.count("restart") == restarts
     gh.harness.remove_relation_unit(peer.id, "glance/1")
     assert gh.services.count("restart") == restarts + 1  # alone now: restart directly
+
+
+def test_holder_drains_before_restarting_and_ends_the_drain(
+    gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/healthcheck fails (every haproxy drains the unit) until glance-api restarted."""
+    scaled(gh)
+    flag = gh.workload.paths.healthcheck_disable
+    seen: list[bool] = []
+    restart = gh.services.restart
+
+    def restart_seeing_the_drain(name: str) -> None:
+        seen.append(flag.exists())
+        restart(name)
+
+    monkeypatch.setattr(gh.services, "restart", restart_seeing_the_drain)
+    waits: list[str] = gh.charm.haproxy.drain_waits  # type: ignore[attr-defined]
+    before = len(waits)
+    gh.harness.update_config({"debug": True})
+    assert seen == [True]  # drained while restarting
+    assert not flag.exists()  # and back in rotation after
+    assert waits[before:] == ["glance-0"]
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+
+
+def test_drain_that_haproxy_does_not_confirm_still_restarts(gh: GlanceHarness) -> None:
+    scaled(gh)
+    gh.charm.haproxy.drained = False  # type: ignore[attr-defined]
+    restarts = gh.services.count("restart")
+    gh.harness.update_config({"debug": True})
+    assert gh.services.count("restart") == restarts + 1
+    assert not gh.workload.draining()
+
+
+def test_single_unit_restarts_without_draining(gh: GlanceHarness) -> None:
+    gh.add_fixture("shared-db_mysql-router")
+    gh.add_fixture("identity-service_keystone")
+    gh.harness.update_config({"debug": True})
+    assert gh.charm.haproxy.drain_waits == []  # type: ignore[attr-defined]
+    assert not gh.workload.draining()
+
+
+def test_drain_left_by_a_dead_hook_ends_at_the_next_hook(gh: GlanceHarness) -> None:
+    peer = scaled(gh)
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    gh.workload.set_draining(True)  # the hook died between drain and restart
+    gh.event()  # update-status: not steady while drained
+    assert not gh.workload.draining()
+    assert gh.harness.get_relation_data(peer.id, "glance/0").get(peers.RESTART_REQUEST_KEY) \
+        is None
