@@ -71,6 +71,8 @@ class GlanceConfig(BaseModel):
     debug: bool = False
     region: str = Field("RegionOne", pattern=r"^[A-Za-z0-9_.-]{1,255}$")
     worker_multiplier: float | None = Field(None, alias="worker-multiplier", ge=0, le=64)
+    hashing_algorithm: Literal["sha256", "sha384", "sha512", "sha3_256", "sha3_384",
+                               "sha3_512"] = Field("sha512", alias="hashing-algorithm")
     database: str = Field("glance", min_length=1, max_length=64)
     database_user: str = Field("glance", alias="database-user", min_length=1, max_length=32)
     filesystem_store_datadir: str = Field(

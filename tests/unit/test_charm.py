@@ -258,6 +258,7 @@ def test_workers_follow_multiplier(gh: GlanceHarness) -> None:
     ("filesystem-store-datadir", "/srv/images", "local", "filesystem_store_datadir",
      "/srv/images/"),
     ("prefer-ipv6", True, "DEFAULT", "bind_host", "::"),
+    ("hashing-algorithm", "sha256", "DEFAULT", "hashing_algorithm", "sha256"),
 ])
 def test_options_render(gh: GlanceHarness, option: str, value: object, section: str,
                         key: str, expected: str) -> None:

@@ -18,6 +18,8 @@ BAD_VALUES = [
     ("openstack-origin", "http://example.com"),
     ("region", "Region One"),
     ("worker-multiplier", -1.0),
+    ("hashing-algorithm", "md5"),
+    ("hashing-algorithm", "SHA256"),
     ("database", "glance;drop"),
     ("database-user", "x" * 33),
     ("filesystem-store-datadir", "relative/dir"),
