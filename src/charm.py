@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import logging
 import os
@@ -190,6 +190,8 @@ class GlanceCharm(ops.CharmBase):
                 str(network.bind_address), *(str(a) for a in network.ingress_addresses)
             ]
         state = {"config": dict(self.config), "addresses": addresses}
+        import hashlib
+
         return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()
 
     def _set_progress(self, status: ops.StatusBase) -> None:
@@ -674,5 +676,19 @@ class GlanceCharm(ops.CharmBase):
         return None
 
 
+def use_libyaml() -> None:
+    """Have ops parse metadata/config/actions.yaml with libyaml (~17 ms less per hook).
+
+    ops reads the three files with `yaml.safe_load`, PyYAML's pure-Python parser, in every
+    hook; PyYAML's wheel also ships the same safe loader in C (`CSafeLoader`).
+    """
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None:
+        yaml.safe_load = functools.partial(yaml.load, Loader=loader)
+
+
 if __name__ == "__main__":  # pragma: nocover
+    use_libyaml()
     ops.main(GlanceCharm)

@@ -8,6 +8,7 @@ else falls through to the full reconcile, which these tests show converging.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ops
@@ -173,3 +174,31 @@ def test_progress_status_is_followed_by_the_final_status(
     gh.charm._set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
     assert hook(gh, gh.charm.on.config_changed) == ops.ActiveStatus("Unit is ready")
     assert spy.status_sets[-1] == ("active", "Unit is ready")
+
+
+@pytest.mark.parametrize("name", ["metadata.yaml", "config.yaml", "actions.yaml"])
+def test_libyaml_parses_the_charm_files_as_ops_would(
+    name: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / name).read_text()
+    expected = yaml.safe_load(text)
+    monkeypatch.setattr(yaml, "safe_load", yaml.safe_load)  # restored after the test
+    charm_module.use_libyaml()
+    assert yaml.safe_load.keywords == {"Loader": yaml.CSafeLoader}  # type: ignore[attr-defined]
+    assert yaml.safe_load(text) == expected
+
+
+def test_lazy_module_reads_through_to_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from lazy import lazy_import
+
+    proxy = lazy_import("relations.image_service")
+    assert proxy.ENDPOINT == "image-service"
+    real = sys.modules["relations.image_service"]
+    monkeypatch.setattr(real, "ENDPOINT", "patched")
+    assert proxy.ENDPOINT == "patched"  # a test's patch of the real module is seen
+    with pytest.raises(AttributeError):
+        _ = proxy.no_such_name
