@@ -132,6 +132,10 @@ def reexec_in_namespace(script: str, network: bool = False) -> None:
     if os.environ.get("BENCH_IN_NAMESPACE") == "1":
         if network:
             subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+            # glance-api listens (and the charm polls /healthcheck) on the cluster
+            # binding's address: give the private loopback the unit's address too.
+            subprocess.run(["ip", "addr", "add", f"{UNIT_ADDRESS}/32", "dev", "lo"],
+                           check=True)
         return
     env = {**os.environ, "BENCH_IN_NAMESPACE": "1"}
     cmd = ["unshare", "--mount", *(["--net"] if network else []), "--propagation", "private",
@@ -209,8 +213,9 @@ class _Healthy(http.server.BaseHTTPRequestHandler):
 
 def start_health_stubs(ports: tuple[int, ...] = HEALTH_PORTS) -> None:
     """Serve /healthcheck on the private loopback (the charm polls it after a restart)."""
+    host = "0.0.0.0" if os.environ.get("BENCH_IN_NAMESPACE") == "1" else "127.0.0.1"  # noqa: S104
     for port in ports:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Healthy)
+        server = http.server.ThreadingHTTPServer((host, port), _Healthy)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
@@ -901,7 +906,8 @@ def measure_scale(make_bench: Callable[[str], Bench], runs: int, peers: tuple[in
         benches = []
         rows: list[dict[str, Any]] = []
         for index, deployment in enumerate(deployments):
-            bench = make_bench(f"{name.split()[0]}-{index}")
+            slug = "-".join(name.split(" (")[0].split())  # "image-service-consumer-apps"
+            bench = make_bench(f"{slug}-{index}")
             settle = bench.deploy(deployment, per_unit=False)
             size = deployment.peers if deployment.profile == "ha" else deployment.consumers
             benches.append(bench)
