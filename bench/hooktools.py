@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
 
 JUJU_TOOLS = (
     "action-fail", "action-get", "action-log", "action-set", "add-metric",
@@ -119,6 +120,11 @@ class Context:
         """Build from JUJU_RELATION_ID, JUJU_REMOTE_UNIT and JUJU_DISPATCH_PATH."""
         return cls(env.get("JUJU_RELATION_ID", ""), env.get("JUJU_REMOTE_UNIT", ""),
                    env.get("JUJU_DISPATCH_PATH", ""))
+
+
+if TYPE_CHECKING:
+    Tool = Callable[[dict, list[str], Context], Result]
+    StdinTool = Callable[[dict, list[str], Context, str], Result]  # reads --file - from stdin
 
 
 def _relation(state: dict, ref: str | None, ctx: Context) -> tuple[str, dict]:
@@ -260,7 +266,7 @@ def unit_get(state: dict, args: list[str], ctx: Context) -> Result:
     return 0, _out(state["networks"]["default"]["ingress-addresses"][0]), "", False
 
 
-def simple_get(section: str):
+def simple_get(section: str) -> Tool:
     """A `X-get [--format=json] [key]` tool reading one section of the state."""
 
     def tool(state: dict, args: list[str], ctx: Context) -> Result:
@@ -272,7 +278,7 @@ def simple_get(section: str):
     return tool
 
 
-def simple_set(section: str):
+def simple_set(section: str) -> StdinTool:
     """A `X-set [--file -] [key=value ...]` tool writing one section of the state."""
 
     def tool(state: dict, args: list[str], ctx: Context, stdin: str) -> Result:
@@ -312,7 +318,7 @@ def opened_ports(state: dict, args: list[str], ctx: Context) -> Result:
     return 0, _out(state.setdefault("ports", [])), "", False
 
 
-def port_change(opening: bool):
+def port_change(opening: bool) -> Tool:
     """`open-port`/`close-port [--endpoints e] proto|port[/proto]`."""
 
     def tool(state: dict, args: list[str], ctx: Context) -> Result:
@@ -349,7 +355,7 @@ def no_output(state: dict, args: list[str], ctx: Context) -> Result:
     return 0, "", "", False
 
 
-def empty_json(value: object):
+def empty_json(value: object) -> Tool:
     """Tools that answer a fixed JSON value (storage-list, secret-ids, ...)."""
 
     def tool(state: dict, args: list[str], ctx: Context) -> Result:
@@ -358,7 +364,7 @@ def empty_json(value: object):
     return tool
 
 
-def failing(message: str):
+def failing(message: str) -> Tool:
     """Tools that fail outside a real controller (credential-get, resource-get, ...)."""
 
     def tool(state: dict, args: list[str], ctx: Context) -> Result:
@@ -525,7 +531,7 @@ def haproxy(state: dict, args: list[str], ctx: Context) -> Result:
     return 0, "Configuration file is valid\n", "", False
 
 
-TOOLS = {
+TOOLS: dict[str, Callable[..., Result]] = {  # Tool, or StdinTool if in STDIN_TOOLS
     "relation-get": relation_get, "relation-set": relation_set, "relation-ids": relation_ids,
     "relation-list": relation_list, "relation-model-get": relation_model_get,
     "config-get": config_get, "is-leader": is_leader, "status-get": status_get,
@@ -559,8 +565,8 @@ def handle(state: dict, tool: str, args: list[str], ctx: Context, stdin: str = "
         return 1, "", f"{tool}: not provided by the stand-in\n", False
     try:
         if tool in STDIN_TOOLS:
-            return func(state, list(args), ctx, stdin)  # type: ignore[call-arg]
-        return func(state, list(args), ctx)  # type: ignore[call-arg]
+            return func(state, list(args), ctx, stdin)
+        return func(state, list(args), ctx)
     except ToolError as err:
         return err.code, "", f"ERROR {err}\n", False
     except (ValueError, KeyError, IndexError, OSError) as err:

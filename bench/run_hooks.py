@@ -733,8 +733,8 @@ def measure_latency(bench: Bench, runs: int, warmup: int) -> dict[str, Any]:
     floor = samples["floor: import ops"].stats()
     table = {}
     for name in hooks:
-        stats, run = samples[name].stats(), samples[name].last
-        assert run is not None
+        stats, last = samples[name].stats(), samples[name].last
+        assert last is not None
         table[name] = {
             **stats,
             "ratio_median": stats["median_ms"] / floor["median_ms"],
@@ -742,12 +742,12 @@ def measure_latency(bench: Bench, runs: int, warmup: int) -> dict[str, Any]:
             "ratio_cpu": stats["cpu_median_ms"] / floor["cpu_median_ms"],
             "target": TARGETS.get(name),
             "juju_calls": sorted(samples[name].calls),
-            "histogram": tool_histogram(run),
-            "calls": call_names(run),
-            "restarts_last_run": run.restarts,
-            "apt_dpkg_last_run": run.apt_dpkg,
-            "workload_procs_last_run": run.workload_procs,
-            "status": run.status,
+            "histogram": tool_histogram(last),
+            "calls": call_names(last),
+            "restarts_last_run": last.restarts,
+            "apt_dpkg_last_run": last.apt_dpkg,
+            "workload_procs_last_run": last.workload_procs,
+            "status": last.status,
         }
     return {"floor": floor, "bare_python": samples["floor: python -c pass"].stats(),
             "hooks": table, "problems": problems}

@@ -250,6 +250,7 @@ def test_swift_store(
         assert owner(SWIFT_REFERENCE) == (0o640, "root", "glance")
         reference = configparser.ConfigParser(interpolation=None)
         reference.read_string(SWIFT_REFERENCE.read_text())
+        assert stack.keystone is not None
         assert reference["swift"]["auth_address"] == f"{stack.keystone.url}"
         assert reference["swift"]["user"] == "services:glance"
         stack.wait_healthy()

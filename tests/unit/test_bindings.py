@@ -27,9 +27,10 @@ def spaces(gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch, extra: dict[str, 
 
     def get_binding(name: Any) -> Any:
         if name in extra:
-            if extra[name] is None:
+            value = extra[name]
+            if value is None:
                 raise ops.ModelError(f"no binding {name}")
-            address = ipaddress.ip_address(extra[name])
+            address = ipaddress.ip_address(value)
             return SimpleNamespace(network=SimpleNamespace(
                 ingress_address=address, bind_address=address, ingress_addresses=[address],
                 interfaces=[]))

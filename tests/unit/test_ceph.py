@@ -367,6 +367,6 @@ def test_invalid_pool_options_name_the_option() -> None:
     from exceptions import InvalidConfigError
     from stores import ceph_request
 
-    config = GlanceConfig().model_copy(update={"ceph_osd_replication_count": 0})
+    config = GlanceConfig.from_mapping({}).model_copy(update={"ceph_osd_replication_count": 0})
     with pytest.raises(InvalidConfigError, match="replicas"):
         ceph_request(config, "glance")

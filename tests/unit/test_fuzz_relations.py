@@ -711,14 +711,18 @@ def check_db_url(parsed: dict[str, dict[str, str]], hosts: set[str], passwords: 
 
 
 def shared_db_oracle(world: World, parsed: dict[str, dict[str, str]]) -> None:
-    hosts, passwords, ports = set(), set(), set()
+    hosts: set[str] = set()
+    passwords: set[str | None] = set()
+    ports: set[int | None] = set()
     for bag in bags_in_order(world):
-        if clean(bag.get("db_host")):
-            hosts.add(clean(bag["db_host"]))
+        host = clean(bag.get("db_host"))
+        if host:
+            hosts.add(host)
             passwords |= {clean(bag.get("password")), clean(bag.get("glance_password"))}
             value = as_int(clean(bag.get("db_port")))
             ports.add(None if value in (None, 3306) else value)
-    check_db_url(parsed, hosts, passwords - {None}, {"glance"}, ports, {"glance"})
+    sent = {password for password in passwords if password is not None}
+    check_db_url(parsed, hosts, sent, {"glance"}, ports, {"glance"})
 
 
 def single_valid_unit0(steps: list[tuple[Any, ...]]) -> bool:
@@ -1128,7 +1132,9 @@ def parse_transport_url(url: str) -> tuple[list[tuple[str, str, str, int]], str]
 def amqp_oracle(world: World, parsed: dict[str, dict[str, str]]) -> None:
     url = oslo_value(parsed["DEFAULT"]["transport_url"])
     assert oslo_value(parsed["oslo_messaging_notifications"]["transport_url"]) == url
-    hosts, passwords, ports = set(), set(), {5672}
+    hosts: set[str | None] = set()
+    passwords: set[str | None] = set()
+    ports: set[int | None] = {5672}
     for bag in bags_in_order(world):
         hosts |= {clean(bag.get(k)) for k in ("private-address", "hostname", "vip")}
         passwords.add(clean(bag.get("password")))

@@ -28,7 +28,7 @@ def add_peers(gh: GlanceHarness, count: int) -> None:
         gh.harness.update_relation_data(peer.id, unit, {"private-address": address})
 
 
-def haproxy_servers(gh: GlanceHarness) -> list[str]:
+def haproxy_servers(gh: GlanceHarness) -> list[list[str]]:
     text = (gh.root / "etc/haproxy/haproxy.cfg").read_text()
     return [line.split()[1:3] for line in text.splitlines() if line.strip().startswith("server")]
 

@@ -10,6 +10,7 @@ import shutil
 import stat
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,9 @@ def _project_copy(tmp_path: Path, *, prime: list[str] | None = None, executable:
 
 
 @pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, zipfile.ZipFile]:
+def packed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, zipfile.ZipFile]]:
     tmp = tmp_path_factory.mktemp("pack")
     venv = _stub_venv(tmp / "venv")
     root = _project_copy(tmp, prime=GOOD_PRIME, executable=True)

@@ -155,7 +155,7 @@ def test_a_new_store_that_is_not_ready_does_not_hold_back_other_changes(
 
 
 def test_check_stores_kept() -> None:
-    local = stores.local_store(GlanceConfig())
+    local = stores.local_store(GlanceConfig.from_mapping({}))
     issue = stores.StorageIssue(incomplete=True)
     selection = stores.StoreSelection(stores=(local,), issue=issue)
     stores.check_stores_kept(selection, {}, {"ceph": 3})  # not in use yet
@@ -246,7 +246,7 @@ def test_storage_issue_merge_and_error() -> None:
 
 
 def test_pick_default_store_without_any_store() -> None:
-    assert stores.pick_default_store(GlanceConfig(), ()) == "local"
+    assert stores.pick_default_store(GlanceConfig.from_mapping({}), ()) == "local"
     with pytest.raises(BlockedError):
         stores.pick_default_store(GlanceConfig.model_validate({"default-store": "ceph"}), ())
 

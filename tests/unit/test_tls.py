@@ -375,7 +375,7 @@ class Provider:
         """Sign every CSR the unit sent; publish them all; return the last certificate."""
         from charmlibs.interfaces.tls_certificates import Certificate, CertificateSigningRequest
 
-        issued = []
+        issued: list[dict[str, str | list[str]]] = []
         for csr in self.csrs():
             cert = Certificate.generate(CertificateSigningRequest.from_string(csr), self.ca,
                                         self.ca_key, timedelta(days=30))
@@ -383,7 +383,9 @@ class Provider:
                            "ca": str(self.ca), "chain": [str(cert), str(self.ca)]})
         self.gh.harness.update_relation_data(self.rel, PROVIDER,
                                              {"certificates": json.dumps(issued)})
-        return issued[-1]["certificate"]
+        last = issued[-1]["certificate"]
+        assert isinstance(last, str)
+        return last
 
     def refuse(self) -> None:
         (csr,) = self.csrs()
