@@ -12,9 +12,9 @@ Measured side by side in one run, for each tuning variant:
 * download (``curl -o /dev/null``) vs ``cat <stored file> > /dev/null``; target >= 0.8x;
 * 4 concurrent uploads: aggregate MiB/s vs the single stream; target >= 1.6x.
 
-Variants: the charm as is; ``worker-multiplier`` set through the charm's config; and options
-the charm's template does not set today (``[DEFAULT] hashing_algorithm``,
-``[local] filesystem_store_chunk_size``) applied by editing the rendered file and restarting
+Variants: the charm as is; ``worker-multiplier`` and ``hashing-algorithm`` set through the
+charm's config; and an option the charm's template does not set
+(``[local] filesystem_store_chunk_size``) applied by editing the rendered file and restarting
 glance-api (nothing under src/ or templates/ is changed; the charm's file is restored at the end).
 
 Safety on a shared machine: waits until ports 3306/5000/9292 are free and no glance-api or
@@ -435,7 +435,7 @@ def template_options(stack: Any, changes: dict[tuple[str, str], str | None]
 def variants(stack: Any, smoke: bool) -> list[Variant]:
     """What is tried, in order (each on top of a fresh charm render unless stated)."""
     cpus = os.cpu_count() or 1
-    restore = charm_config(stack, worker_multiplier=None)
+    restore = charm_config(stack, worker_multiplier=None, hashing_algorithm=None)
     out = [Variant("charm default (worker-multiplier unset), through haproxy :9292", restore)]
     if smoke:
         return out
@@ -462,8 +462,8 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
         Variant("template: filesystem_store_chunk_size=1 MiB", default_then({chunk: str(MIB)})),
         Variant("template: filesystem_store_chunk_size=4 MiB",
                 default_then({chunk: str(4 * MIB)})),
-        Variant("template: hashing_algorithm=sha256", default_then({hashing: "sha256"})),
-        Variant("template: hashing_algorithm=sha256 + chunk 1 MiB",
+        Variant("hashing-algorithm=sha256", charm_config(stack, hashing_algorithm="sha256")),
+        Variant("hashing-algorithm=sha256 + template: chunk 1 MiB",
                 default_then({hashing: "sha256", chunk: str(MIB)})),
     ]
     return out
