@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 UNIT_ADDRESS = "127.0.0.1"
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
+# The glance-api the init script starts (`--config-file=/etc/glance/glance-api.conf`), and
+# nothing else: other tests run their own glance-api processes with other config files.
+SERVICE_GLANCE = r"/usr/bin/glance-api --config-file=/etc/glance/glance-api\.conf"
 
 
 def stop_glance_service() -> None:
@@ -38,12 +41,12 @@ def stop_glance_service() -> None:
     subprocess.run(["service", "glance-api", "stop"], capture_output=True, check=False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-f", "/usr/bin/glance-api"], capture_output=True,
+        found = subprocess.run(["pgrep", "-f", SERVICE_GLANCE], capture_output=True,
                                check=False)
         if found.returncode != 0:
             return
         time.sleep(0.5)
-    subprocess.run(["pkill", "-9", "-f", "/usr/bin/glance-api"], check=False)
+    subprocess.run(["pkill", "-9", "-f", SERVICE_GLANCE], check=False)
 
 
 @dataclass
@@ -161,7 +164,7 @@ class GlanceStack:
 
     def glance_pids(self) -> set[int]:
         """PIDs of the running glance-api processes (parent and workers)."""
-        found = subprocess.run(["pgrep", "-f", "/usr/bin/glance-api"], capture_output=True,
+        found = subprocess.run(["pgrep", "-f", SERVICE_GLANCE], capture_output=True,
                                text=True, check=False)
         return {int(pid) for pid in found.stdout.split()}
 
