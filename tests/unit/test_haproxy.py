@@ -10,7 +10,6 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,7 +23,8 @@ from exceptions import BlockedError, WorkloadError
 from haproxy import HaproxyPaths, HaproxyWorkload, server_states
 from haproxy_config import HaproxyConfig, render
 from relations import peers
-from service import ServiceError, ServiceManager
+from service import ServiceManager
+from tests.unit.conftest import FakeServices
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HAPROXY_BIN = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -68,41 +68,10 @@ def me() -> tuple[str, str]:
     return pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
 
 
-@dataclass
-class Recorder:
-    """Services that record what was asked of them (like the charm's FakeServices)."""
-
-    running: set[str] = field(default_factory=set)
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    fail_on: set[str] = field(default_factory=set)
-
-    def _act(self, action: str, name: str) -> None:
-        self.calls.append((action, name))
-        if action in self.fail_on:
-            raise ServiceError(f"{action} {name} failed")
-
-    def start(self, name: str) -> None:
-        self._act("start", name)
-        self.running.add(name)
-
-    def reload(self, name: str) -> None:
-        self._act("reload", name)
-
-    def restart(self, name: str) -> None:
-        self._act("restart", name)
-
-    def stop(self, name: str) -> None:
-        self._act("stop", name)
-        self.running.discard(name)
-
-    def is_running(self, name: str) -> bool:
-        return name in self.running
-
-
 def make_workload(root: Path, services: object | None = None, **kwargs: object) -> HaproxyWorkload:
     owner, group = me()
     return HaproxyWorkload(
-        paths=HaproxyPaths(root), services=services or Recorder(),  # type: ignore[arg-type]
+        paths=HaproxyPaths(root), services=services or FakeServices(),  # type: ignore[arg-type]
         owner=owner, group=group, **kwargs,  # type: ignore[arg-type]
     )
 
@@ -353,7 +322,7 @@ def fake_check(workload: HaproxyWorkload, monkeypatch: pytest.MonkeyPatch) -> li
 
 
 def test_reload_only_when_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    services = Recorder()
+    services = FakeServices()
     workload = make_workload(tmp_path, services)
     checked = fake_check(workload, monkeypatch)
     one, two = HaproxyConfig.from_options(units(1)), HaproxyConfig.from_options(units(2))
@@ -372,7 +341,7 @@ def test_reload_only_when_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_reload_owed_by_a_dead_hook_is_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    services = Recorder(running={"haproxy"})
+    services = FakeServices(running={"haproxy"})
     workload = make_workload(tmp_path, services)
     fake_check(workload, monkeypatch)
     assert workload.configure(HaproxyConfig.from_options(units(2)))
@@ -384,14 +353,14 @@ def test_reload_owed_by_a_dead_hook_is_done(
 
 
 def test_stopped_haproxy_is_started(tmp_path: Path) -> None:
-    services = Recorder()
+    services = FakeServices()
     assert make_workload(tmp_path, services).ensure_running(False) is True
     assert services.calls == [("start", "haproxy")]
 
 
 @pytest.mark.parametrize("action", ["start", "reload"])
 def test_service_failure_is_a_workload_error(tmp_path: Path, action: str) -> None:
-    services = Recorder(running=set() if action == "start" else {"haproxy"}, fail_on={action})
+    services = FakeServices(running=set() if action == "start" else {"haproxy"}, fail_on={action})
     workload = make_workload(tmp_path, services)
     with pytest.raises(WorkloadError, match="haproxy failed"):
         workload.ensure_running(True)
@@ -422,7 +391,7 @@ def test_with_and_without_systemd(
 
 
 def test_default_workload_targets_the_real_paths() -> None:
-    workload = HaproxyWorkload(services=Recorder())  # type: ignore[arg-type]
+    workload = HaproxyWorkload(services=FakeServices())  # type: ignore[arg-type]
     spec = workload.spec(HaproxyConfig())
     assert spec.path == Path("/etc/haproxy/haproxy.cfg")
     assert (spec.owner, spec.group, spec.mode) == ("root", "root", 0o644)
@@ -484,7 +453,7 @@ def test_wait_server_up_without_haproxy(tmp_path: Path) -> None:
 
 def test_configure_remembers_the_stats_socket(tmp_path: Path) -> None:
     workload = HaproxyWorkload(paths=HaproxyPaths(tmp_path), haproxy_bin="true",
-                               services=Recorder())  # type: ignore[arg-type]
+                               services=FakeServices())  # type: ignore[arg-type]
     workload.owner, workload.group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(
         os.getgid()).gr_name
     workload.configure(HaproxyConfig(stats_socket="/run/elsewhere.sock"))
