@@ -254,15 +254,21 @@ class GlanceHarness:
         return parser
 
 
-@pytest.fixture
-def gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlanceHarness]:
-    root = tmp_path / "root"
+def use_test_workloads(root: Path, monkeypatch: pytest.MonkeyPatch) -> RecordingWorkload:
+    """Every charm built from now on gets the real workloads under root, services recorded."""
     workload = make_workload(root)
     monkeypatch.setattr(GlanceCharm, "workload_factory", staticmethod(lambda: workload))
     haproxy = make_haproxy(root, workload.services)  # type: ignore[arg-type]
     monkeypatch.setattr(GlanceCharm, "haproxy_factory", staticmethod(lambda: haproxy))
     tls = make_tls(root)
     monkeypatch.setattr(GlanceCharm, "tls_factory", staticmethod(lambda: tls))
+    return workload
+
+
+@pytest.fixture
+def gh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlanceHarness]:
+    root = tmp_path / "root"
+    use_test_workloads(root, monkeypatch)
     harness = ops.testing.Harness(GlanceCharm)
     harness.add_network("10.5.0.100")
     harness.set_leader(True)

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from charm import GlanceCharm
 from haproxy import HAPROXY_BIN
-from tests.unit.conftest import GlanceHarness, make_haproxy, make_tls, make_workload
+from tests.unit.conftest import GlanceHarness, use_test_workloads
 from tls import CertRequest, MaterialError, TLSMaterial
 
 UNIT_ADDRESS = "10.5.0.100"
@@ -515,13 +515,7 @@ def test_refused_request_blocks(gh: GlanceHarness) -> None:
 def born_related(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                  request: pytest.FixtureRequest) -> Iterator[ops.testing.Harness[GlanceCharm]]:
     """A charm object built in a hook where the certificates relation exists (as in Juju)."""
-    root = tmp_path / "root"
-    workload = make_workload(root)
-    monkeypatch.setattr(GlanceCharm, "workload_factory", staticmethod(lambda: workload))
-    haproxy = make_haproxy(root, workload.services)  # type: ignore[arg-type]
-    monkeypatch.setattr(GlanceCharm, "haproxy_factory", staticmethod(lambda: haproxy))
-    tls = make_tls(root)
-    monkeypatch.setattr(GlanceCharm, "tls_factory", staticmethod(lambda: tls))
+    use_test_workloads(tmp_path / "root", monkeypatch)
     harness = ops.testing.Harness(GlanceCharm)
     harness.add_network(UNIT_ADDRESS)
     harness.add_relation("certificates", PROVIDER)
