@@ -563,6 +563,10 @@ class GlanceCharm(ops.CharmBase):
             self.workload.set_draining(True)  # every haproxy stops sending new requests
             if not self.haproxy.wait_server_drained(server):
                 logger.warning("haproxy does not show %s drained; restarting anyway", server)
+            # its own haproxy shows only its own requests: behind a VIP held by another
+            # unit it has none, while that unit's haproxy still has uploads running here
+            if not self.workload.wait_idle(ctx.bind_port):
+                logger.warning("glance-api still runs requests; restarting anyway")
             self.workload.ensure_running(restart=True)
             self.workload.set_draining(False)
             if not self.workload.wait_healthy(ctx.bind_port):

@@ -327,6 +327,50 @@ class GlanceWorkload:
         """Whether /healthcheck is failed on purpose (a drain not yet ended)."""
         return self.paths.healthcheck_disable.exists()
 
+    def requests_running(self, port: int) -> int:
+        """Established TCP connections to glance-api's port: the requests it is running.
+
+        Every unit's haproxy closes its server connection after each response (``option
+        http-server-close``), so this counts what all of them (and any direct client) have
+        in flight, which no single haproxy's stats socket shows.
+        """
+        count = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                rows = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                fields = row.split()
+                local, state = fields[1], fields[3]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:  # ESTABLISHED
+                    count += 1
+        return count
+
+    def wait_idle(self, port: int, timeout: float = 600.0) -> bool:
+        """Wait until glance-api runs no request (uploads sent by any unit's haproxy).
+
+        Two quiet reads 0.5 s apart: a health check's connection lasts milliseconds.
+
+        Args:
+            port: glance-api's bind port.
+            timeout: seconds to wait at most (a long upload holds the lock that long).
+
+        Returns:
+            Whether it went idle before the timeout.
+        """
+        import time
+
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while True:
+            quiet = quiet + 1 if self.requests_running(port) == 0 else 0
+            if quiet >= 2:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
     # ---- database -------------------------------------------------------------------------
     def db_sync(self) -> None:
         """Run `glance-manage db_sync` as the glance user (migrations are idempotent)."""

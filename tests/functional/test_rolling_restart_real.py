@@ -364,6 +364,11 @@ class UnitWorkload(GlanceWorkload):
         if self.recorder is not None and draining != was:
             self.recorder.note(FLAG_SET if draining else FLAG_REMOVED)
 
+    def wait_idle(self, port: int, timeout: float = 600.0) -> bool:
+        """The charm's wait for no request running, on the unit's own port."""
+        assert self.api is not None
+        return super().wait_idle(self.api.port, timeout)
+
     def healthy(self, port: int, timeout: float = 2.0) -> bool:
         """The charm's check (on the cluster address it binds), on the unit's own port."""
         assert self.api is not None

@@ -108,6 +108,10 @@ class RecordingWorkload(GlanceWorkload):
         self.health_waits += 1
         return True
 
+    def wait_idle(self, port: int, timeout: float = 600.0) -> bool:
+        """No API here: nothing runs (the functional tier counts real connections)."""
+        return True
+
     def upgrade(self, origin: str) -> None:
         """Record the upgrade; the new release's package version becomes installed."""
         self.upgrades.append(origin)

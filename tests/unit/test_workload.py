@@ -251,3 +251,23 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch) -
         files.write(files.FileSpec(path, b"new\n", 0o640, owner, group))
     assert path.read_bytes() == b"old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["glance-api.conf"]
+
+
+def test_requests_running_counts_connections_to_the_port(tmp_path: Path) -> None:
+    """What the drain waits for: accepted connections on glance-api's port, from anyone."""
+    import socket
+
+    workload = glance.GlanceWorkload(paths=glance.GlancePaths(tmp_path))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        port = server.getsockname()[1]
+        assert workload.requests_running(port) == 0
+        assert workload.wait_idle(port, timeout=5)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            with accepted:
+                assert workload.requests_running(port) == 1  # the server side only
+                assert not workload.wait_idle(port, timeout=0)
+            client.close()
+        assert workload.requests_running(port) == 0  # closed: TIME_WAIT is not a request
