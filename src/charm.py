@@ -23,7 +23,7 @@ from exceptions import (
     WorkloadError,
 )
 from glance import GlanceWorkload
-from haproxy import HaproxyWorkload
+from haproxy import HaproxyWorkload, server_name
 from lazy import lazy_import
 from service import ServiceError
 
@@ -559,7 +559,7 @@ class GlanceCharm(ops.CharmBase):
         token = peers.restart_request(peer, self.unit)
         grant = peers.restart_grant(peer, self.app)
         if token and grant == (self.unit.name, token):
-            server = self.unit.name.replace("/", "-")
+            server = server_name(self.unit.name)
             self.workload.set_draining(True)  # every haproxy stops sending new requests
             if not self.haproxy.wait_server_drained(server):
                 logger.warning("haproxy does not show %s drained; restarting anyway", server)

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,22 +169,7 @@ class HaproxyWorkload:
             Whether haproxy showed the server UP; False when it did not in time, does not
             list it, or its stats socket cannot be read.
         """
-        import time
-
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                state = server_states(self.stats_socket).get(server)
-            except OSError:
-                return False
-            if state is None:
-                return False
-            if state == "UP":
-                time.sleep(CHECK_INTERVAL)
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(CHECK_INTERVAL / 4)
+        return self._wait_for_server(server, timeout, lambda row: row.get("status") == "UP")
 
     def wait_server_drained(self, server: str, timeout: float = 60.0) -> bool:
         """Wait until haproxy has a failing server out of rotation with no request left.
@@ -201,6 +187,19 @@ class HaproxyWorkload:
             Whether haproxy showed the server out of rotation and idle; False when it did
             not in time, does not list it, or its stats socket cannot be read.
         """
+        return self._wait_for_server(
+            server, timeout,
+            lambda row: not row.get("status", "").startswith("UP")
+            and row.get("scur") in ("0", ""),
+        )
+
+    def _wait_for_server(self, server: str, timeout: float,
+                         done: Callable[[dict[str, str]], bool]) -> bool:
+        """Poll the stats socket until `done(server's row)`, then one more check interval.
+
+        False at the timeout, or at once when the socket cannot be read or does not list
+        the server.
+        """
         import time
 
         deadline = time.monotonic() + timeout
@@ -213,8 +212,8 @@ class HaproxyWorkload:
                 return False
             if row is None:
                 return False
-            if not row.get("status", "").startswith("UP") and row.get("scur") in ("0", ""):
-                time.sleep(CHECK_INTERVAL)
+            if done(row):
+                time.sleep(CHECK_INTERVAL)  # the other units' haproxies check on own phases
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -258,6 +257,11 @@ class HaproxyWorkload:
     def stop(self) -> None:
         """Stop haproxy (pause action)."""
         self.services.stop(self.service)
+
+
+def server_name(unit: str) -> str:
+    """A unit's server name in haproxy.cfg: the unit name with a dash, e.g. ``glance-0``."""
+    return unit.replace("/", "-")
 
 
 def stats(stats_socket: str | Path, timeout: float = 2.0) -> list[dict[str, str]]:

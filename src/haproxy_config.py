@@ -17,6 +17,7 @@ from haproxy import (
     DEFAULT_SERVER_TIMEOUT,
     FRONTEND_PORT,
     STATS_SOCKET,
+    server_name,
 )
 from models import url_host, valid_host
 
@@ -61,7 +62,7 @@ class Backend(BaseModel):
     @property
     def server_name(self) -> str:
         """Server name in haproxy.cfg: the unit name with a dash, e.g. ``glance-0``."""
-        return self.unit.replace("/", "-")
+        return server_name(self.unit)
 
     @property
     def endpoint(self) -> str:
