@@ -660,7 +660,8 @@ def main() -> int:
         sys.path[:0] = [str(code / "src"), str(code)]
         if not options.no_namespace:
             pristine = run_hooks.save_pristine(Path(tmp))
-            run_hooks.Sandbox(Path(tmp) / "sandbox", pristine).reset()
+            # only the charm's dirs: the real stack needs the machine's /run and dpkg database
+            run_hooks.Sandbox(Path(tmp) / "sandbox", pristine, run_hooks.CHARM_DIRS).reset()
         return finish(options)
 
 

@@ -61,9 +61,12 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "data" / "relations"
 VENV_PYTHON = REPO / ".venv" / "bin" / "python3"
 CHARM_FILES = ("src", "templates", "metadata.yaml", "config.yaml", "actions.yaml")
-# /run holds the pidfiles the charm reads, /var/lib/dpkg the package database it reads.
-PRIVATE_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm", "/run",
-                "/var/lib/dpkg")
+# The dirs the charm writes: scratch copies in every bench (the data plane runs the real
+# stack, which needs the machine's own /run and package database).
+CHARM_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm")
+# The hook bench also hides /run (the pidfiles the charm reads; the stand-in `service` keeps
+# them) and /var/lib/dpkg (the package database the charm reads; the stand-in apt keeps it).
+PRIVATE_DIRS = (*CHARM_DIRS, "/run", "/var/lib/dpkg")
 PIDFILES = {"glance-api": "/run/glance/glance-api.pid", "haproxy": "/run/haproxy.pid"}
 DPKG_STATUS = "/var/lib/dpkg/status"
 SEEDED_DIRS = ("/etc/glance", "/etc/haproxy")  # copied from the machine; the others start empty
@@ -163,10 +166,11 @@ class Sandbox:
 
     active: Sandbox | None = None
 
-    def __init__(self, root: Path, pristine: Path) -> None:
+    def __init__(self, root: Path, pristine: Path,
+                 private: tuple[str, ...] = PRIVATE_DIRS) -> None:
         self.root = root
         self.pristine = pristine
-        self.paths = [path for path in PRIVATE_DIRS if os.path.isdir(path)]
+        self.paths = [path for path in private if os.path.isdir(path)]
 
     def activate(self) -> None:
         """Mount this sandbox's dirs (replacing the previously active sandbox's)."""
