@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import shutil
 import socket
 import subprocess
@@ -504,11 +503,7 @@ class CephCluster:
             proc = self.processes.pop(name, None)
             if proc is not None:
                 proc.stop(20.0)
-        if cleanup is None:
-            cleanup = self._given_workdir is None and not os.environ.get(realstack.KEEP_DATA_ENV)
-        if cleanup and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = self._given_workdir
+        self.workdir = realstack.release_workdir(self.workdir, self._given_workdir, cleanup)
 
     def diagnostics(self, lines: int = 25) -> str:
         """Log tails of the daemons and the last CLI calls, redacted, for failure messages.
@@ -521,12 +516,7 @@ class CephCluster:
         """
         if self.workdir is None:
             return "(ceph cluster not started)"
-        parts = []
-        for path in sorted(self.log_dir.glob("*")):
-            text = realstack._tail(path, lines)
-            if text.strip():
-                parts.append(f"--- {path.name} ---\n{text}")
-        return "\n".join(parts)
+        return realstack.log_tails(sorted(self.log_dir.glob("*")), lines)
 
     # what a ceph-mon unit does -----------------------------------------------------------------
     def osd_count(self) -> int:

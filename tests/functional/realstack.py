@@ -247,6 +247,34 @@ def _chown(path: Path, user: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def release_workdir(workdir: Path | None, given: Path | None,
+                    cleanup: bool | None) -> Path | None:
+    """Remove a stopped service's work directory if asked; return what its workdir becomes.
+
+    Args:
+        workdir: the directory in use (None: never started).
+        given: the directory the caller handed in (kept by default).
+        cleanup: remove it; None: only a fresh one the object made, unless
+            ``REALSTACK_KEEP_DATA`` is set.
+    """
+    if cleanup is None:
+        cleanup = given is None and not _keep_data()
+    if cleanup and workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return given
+    return workdir
+
+
+def log_tails(paths: Iterable[Path], lines: int) -> str:
+    """The last lines of each non-empty log, redacted, under a ``--- name ---`` header."""
+    parts = []
+    for path in paths:
+        text = _tail(path, lines)
+        if text.strip():
+            parts.append(f"--- {path.name} ---\n{text}")
+    return "\n".join(parts)
+
+
 def _port_in_use(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -912,11 +940,7 @@ class Mariadb:
         if self.process is not None:
             self.process.stop(timeout)
             self.process = None
-        if cleanup is None:
-            cleanup = self._given_workdir is None and not _keep_data()
-        if cleanup and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = self._given_workdir
+        self.workdir = release_workdir(self.workdir, self._given_workdir, cleanup)
 
     # SQL -------------------------------------------------------------------------------------
     def sql(self, statements: str, *, database: str | None = None, timeout: float = 60.0) -> str:
@@ -1418,11 +1442,7 @@ class Keystone:
             self.process.stop(timeout)
             self.process = None
         self._admin_token = None
-        if cleanup is None:
-            cleanup = self._given_workdir is None and not _keep_data()
-        if cleanup and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = self._given_workdir
+        self.workdir = release_workdir(self.workdir, self._given_workdir, cleanup)
 
     # tokens ----------------------------------------------------------------------------------
     def authenticate(

@@ -28,7 +28,6 @@ import logging
 import os
 import pwd
 import secrets
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -430,11 +429,7 @@ class SwiftStack:
         if self._wrote_swift_conf:
             SWIFT_CONF.unlink(missing_ok=True)
             self._wrote_swift_conf = False
-        if cleanup is None:
-            cleanup = self._given_workdir is None and not os.environ.get(realstack.KEEP_DATA_ENV)
-        if cleanup and self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            self.workdir = self._given_workdir
+        self.workdir = realstack.release_workdir(self.workdir, self._given_workdir, cleanup)
 
     def diagnostics(self, lines: int = 25) -> str:
         """Tails of the server logs, redacted, for failure messages.
@@ -447,12 +442,7 @@ class SwiftStack:
         """
         if self.workdir is None:
             return "(swift not started)"
-        parts = []
-        for path in sorted(self._path("log").glob("*.log")):
-            text = realstack._tail(path, lines)
-            if text.strip():
-                parts.append(f"--- {path.name} ---\n{text}")
-        return "\n".join(parts)
+        return realstack.log_tails(sorted(self._path("log").glob("*.log")), lines)
 
     # the Swift API, as a given keystone user ---------------------------------------------------
     def storage(self, service: str = "glance") -> tuple[str, str]:
