@@ -408,7 +408,7 @@ def restart_glance(stack: Any) -> None:
 
 
 def _system_env() -> dict[str, str]:
-    from service import system_env
+    from glance_charm.workload.service import system_env
 
     return system_env()
 

@@ -40,7 +40,13 @@ from typing import Any
 
 import pytest
 
-from haproxy import Backend, HaproxyConfig, HaproxyPaths, HaproxyWorkload, server_states, stats
+from glance_charm.workload.haproxy import (
+    HaproxyPaths,
+    HaproxyWorkload,
+    server_states,
+    stats,
+)
+from glance_charm.workload.haproxy_config import Backend, HaproxyConfig
 
 pytestmark = pytest.mark.functional
 

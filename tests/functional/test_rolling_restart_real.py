@@ -82,16 +82,18 @@ import ops.testing
 import pytest
 
 from charm import GlanceCharm
-from exceptions import WorkloadError
-from glance import GlancePaths, GlanceWorkload
-from haproxy import (
+from glance_charm.domain.exceptions import WorkloadError
+from glance_charm.relations import peers
+from glance_charm.workload.glance import GlancePaths, GlanceWorkload
+from glance_charm.workload.haproxy import (
     BACKEND_NAME,
-    HaproxyConfig,
     HaproxyPaths,
     HaproxyWorkload,
+    RenderableConfig,
     stats,
 )
-from relations import peers
+from glance_charm.workload.haproxy_config import HaproxyConfig
+from glance_charm.workload.tls import TLSPaths, TLSWorkload
 from tests.fixtures import load
 from tests.functional.realstack import Mariadb
 from tests.functional.test_haproxy_glance import (
@@ -106,7 +108,6 @@ from tests.functional.test_haproxy_glance import (
     me,
     wait_for,
 )
-from tls import TLSPaths, TLSWorkload
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "glance"
@@ -388,7 +389,8 @@ class UnitHaproxy(HaproxyWorkload):
     backend_ports: dict[str, int] = field(default_factory=dict)
     recorder: Recorder | None = None
 
-    def configure(self, cfg: HaproxyConfig) -> bool:
+    def configure(self, cfg: RenderableConfig) -> bool:
+        assert isinstance(cfg, HaproxyConfig)  # the reconciler builds HaproxyConfig
         data = cfg.model_dump()
         for backend in data["backends"]:
             backend["port"] = self.backend_ports[backend["unit"]]

@@ -21,10 +21,10 @@ import ops.testing
 import pytest
 
 from charm import GlanceCharm
-from glance import GlancePaths, GlanceWorkload
-from haproxy import HAPROXY_BIN, HaproxyPaths, HaproxyWorkload
+from glance_charm.workload.glance import GlancePaths, GlanceWorkload
+from glance_charm.workload.haproxy import HAPROXY_BIN, HaproxyPaths, HaproxyWorkload
+from glance_charm.workload.tls import TLSPaths, TLSWorkload
 from tests.fixtures import load
-from tls import TLSPaths, TLSWorkload
 
 GLANCE_VERSION = "2:25.1.0-2+deb12u5"
 UPGRADED_VERSION = "2:30.0.0-0ubuntu1~cloud0"
@@ -39,7 +39,7 @@ class FakeServices:
     fail_on: set[str] = field(default_factory=set)
 
     def _act(self, action: str, name: str) -> None:
-        from service import ServiceError
+        from glance_charm.workload.service import ServiceError
 
         self.calls.append((action, name))
         if action in self.fail_on:

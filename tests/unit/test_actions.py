@@ -85,7 +85,7 @@ def test_security_checklist_reports_each_check(ready: GlanceHarness) -> None:
 
 
 def test_checklist_flags_world_readable_config(ready: GlanceHarness) -> None:
-    from checklist import check_permissions
+    from glance_charm.workload.checklist import check_permissions
 
     ready.conf_path.chmod(0o644)
     ok, why = check_permissions(ready.workload.paths, "glance")

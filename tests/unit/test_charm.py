@@ -105,8 +105,7 @@ def test_oslo_escape_reads_back_exactly_with_oslo_iniparser(value: str) -> None:
     import importlib.util
     from pathlib import Path
 
-    import glance
-
+    from glance_charm.workload import rendering
     if not Path(OSLO_INIPARSER).exists():
         pytest.skip("oslo.config (installed with glance-api) is not on this machine")
     spec = importlib.util.spec_from_file_location("oslo_iniparser", OSLO_INIPARSER)
@@ -122,7 +121,7 @@ def test_oslo_escape_reads_back_exactly_with_oslo_iniparser(value: str) -> None:
         def new_section(self, section: str) -> None:
             pass
 
-    Parser().parse([f"password = {glance.oslo_escape(value)}"])
+    Parser().parse([f"password = {rendering.oslo_escape(value)}"])
     assert read["password"].replace("$$", "$") == value  # oslo's `$$` -> `$` comes after
 
 
@@ -158,7 +157,7 @@ def test_service_failure_blocks(gh: GlanceHarness) -> None:
 
 
 def test_install_failure_blocks_then_retries(gh: GlanceHarness) -> None:
-    from exceptions import WorkloadError
+    from glance_charm.domain.exceptions import WorkloadError
 
     gh.workload.version = None
     gh.workload.install_error = WorkloadError("Package installation failed; will retry")

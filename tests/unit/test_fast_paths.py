@@ -27,9 +27,9 @@ class Spy:
         self.status_sets: list[tuple[str, str]] = []
         original = charm_module.GlanceCharm._reconcile
 
-        def counted(charm: charm_module.GlanceCharm) -> None:
+        def counted(charm: charm_module.GlanceCharm, *args: Any) -> str | None:
             self.reconciles += 1
-            original(charm)
+            return original(charm, *args)
 
         monkeypatch.setattr(charm_module.GlanceCharm, "_reconcile", counted)
         backend: Any = gh.harness._backend
@@ -172,7 +172,7 @@ def test_progress_status_is_followed_by_the_final_status(
     steady: tuple[GlanceHarness, Spy],
 ) -> None:
     gh, spy = steady
-    gh.charm._set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
+    gh.charm.reconciler.set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
     assert hook(gh, gh.charm.on.config_changed) == ops.ActiveStatus("Unit is ready")
     assert spy.status_sets[-1] == ("active", "Unit is ready")
 
@@ -192,15 +192,69 @@ def test_libyaml_parses_the_charm_files_as_ops_would(
     assert yaml.safe_load(text) == expected
 
 
-def test_lazy_module_reads_through_to_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+STEADY_PROBE = """
+import sys, tempfile
+from pathlib import Path
+sys.path[:0] = [sys.argv[1]]
+import ops.testing
+import charm
+from glance_charm.workload.glance import GlancePaths, GlanceWorkload
+from glance_charm.workload.haproxy import HaproxyPaths, HaproxyWorkload
+
+class Running:
+    def is_running(self, name):
+        return True
+
+root = Path(tempfile.mkdtemp())
+charm.GlanceCharm.workload_factory = staticmethod(
+    lambda: GlanceWorkload(paths=GlancePaths(root), services=Running()))
+charm.GlanceCharm.haproxy_factory = staticmethod(
+    lambda: HaproxyWorkload(paths=HaproxyPaths(root), services=Running()))
+harness = ops.testing.Harness(charm.GlanceCharm)
+harness.begin()
+stored = harness.charm._stored
+stored.last_status = ["active", charm.READY_MESSAGE]
+stored.leader = False
+harness.charm.on.update_status.emit()
+heavy = ("pydantic", "jinja2", "cryptography", "charmlibs", "glance_charm.reconcile",
+         "glance_charm.relations", "glance_charm.state")
+print(sorted(m for m in sys.modules if m.startswith(heavy)))
+"""
+
+
+def test_steady_update_status_loads_no_heavy_module() -> None:
+    """A steady update-status (run in a fresh interpreter) imports none of the reconcile side."""
+    import subprocess
     import sys
 
-    from lazy import lazy_import
+    src = Path(__file__).resolve().parents[2] / "src"
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", STEADY_PROBE, str(src)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
-    proxy = lazy_import("relations.image_service")
-    assert proxy.ENDPOINT == "image-service"
-    real = sys.modules["relations.image_service"]
-    monkeypatch.setattr(real, "ENDPOINT", "patched")
-    assert proxy.ENDPOINT == "patched"  # a test's patch of the real module is seen
-    with pytest.raises(AttributeError):
-        _ = proxy.no_such_name
+
+def test_root_logger_filter_only_in_the_hook_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing the charm patches nothing; main()'s set-up adds the filter once."""
+    import logging
+
+    root = logging.getLogger()
+    assert charm_module._not_debug not in root.filters  # importing installed nothing
+    monkeypatch.setattr(root, "filters", list(root.filters))
+    charm_module.quiet_root_logger()
+    charm_module.quiet_root_logger()
+    assert root.filters.count(charm_module._not_debug) == 1
+    debug = logging.LogRecord("root", logging.DEBUG, __file__, 1, "x", None, None)
+    info = logging.LogRecord("root", logging.INFO, __file__, 1, "x", None, None)
+    assert not root.filter(debug)
+    assert root.filter(info)
+
+
+def test_main_sets_up_the_process_then_runs_ops(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(charm_module, "use_libyaml", lambda: calls.append("libyaml"))
+    monkeypatch.setattr(charm_module, "quiet_root_logger", lambda: calls.append("logger"))
+    monkeypatch.setattr(charm_module.ops, "main",
+                        lambda cls: calls.append(f"ops.main({cls.__name__})"))
+    charm_module.main()
+    assert calls == ["libyaml", "logger", "ops.main(GlanceCharm)"]

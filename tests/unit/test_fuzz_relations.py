@@ -19,7 +19,8 @@ units joining and departing in any order, leadership flipping. After every hook:
 
 Speed (a hook costs ~2 ms, hypothesis ~3 ms per example; a Context/State run of this
 charm costs ~20 ms, so Harness it is): one Harness per test function; templates compiled
-once (glance.render_template builds a new jinja Environment per call); fsync skipped and
+once (rendering keeps one jinja Environment per process, and `_shared_environments` hands
+any other caller the same one); fsync skipped and
 files on tmpfs (atomicity is what test_crash_recovery checks); `haproxy -c` stubbed
 (test_haproxy runs the real one); values sampled from seeded corpora. `-m slow` runs
 20,000 examples per endpoint instead of 2,000; GLANCE_FUZZ_EXAMPLES=N overrides both.
@@ -51,8 +52,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import stores
-from relations import ha as ha_relation
+from glance_charm.domain import stores
+from glance_charm.relations import ha as ha_relation
 from tests.fixtures import load
 from tests.unit.conftest import GLANCE_VERSION, GlanceHarness
 
@@ -560,9 +561,10 @@ def known_bug(name: str) -> bool:
 def _shared_environments() -> Callable[..., jinja2.Environment]:
     """jinja2.Environment, but one instance per distinct set of arguments.
 
-    glance.render_template builds a new Environment (and compiles the template) on every
-    call, which is most of a hook's time here. Handing back the same environment keeps the
-    compiled templates; the filters it then sets are the same functions each time.
+    rendering caches its own Environment per process (`rendering._environment`), but any
+    other code that builds one (a test's own, a cleared cache) would compile every
+    template again, which is most of a hook's time here. Handing back the same environment
+    keeps the compiled templates; the filters it then sets are the same functions each time.
     """
     real = jinja2.Environment
     made: dict[str, jinja2.Environment] = {}
@@ -592,8 +594,7 @@ def fast(gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch) -> Iterator[GlanceH
 
     monkeypatch.setattr(jinja2, "Environment", _shared_environments())
     monkeypatch.setattr(os, "fsync", lambda fd: None)
-    import haproxy
-
+    from glance_charm.workload import haproxy
     if hasattr(haproxy, "HaproxyWorkload") and hasattr(haproxy.HaproxyWorkload, "check"):
         # `haproxy -c` is a process per changed haproxy.cfg; test_haproxy.py runs the real
         # one. Here every candidate is accepted (what haproxy does with a sane config).
@@ -1266,7 +1267,7 @@ def run_config(gh: GlanceHarness, cfg: settings) -> None:
 
 # ---- the tests ------------------------------------------------------------------------------
 def _adapter_exists(module: str) -> bool:
-    return (ROOT / "src" / "relations" / f"{module}.py").exists()
+    return (ROOT / "src" / "glance_charm" / "relations" / f"{module}.py").exists()
 
 
 RUNNERS: dict[str, Callable[[GlanceHarness, settings], None]] = {
@@ -1286,7 +1287,7 @@ ADAPTER = {"ceph": "ceph", "object-store": "object_store", "ha": "ha", "amqp": "
 ENDPOINTS = [
     pytest.param(name, marks=pytest.mark.skipif(
         name in ADAPTER and not _adapter_exists(ADAPTER[name]),
-        reason=f"no src/relations/{ADAPTER.get(name)}.py adapter yet"))
+        reason=f"no src/glance_charm/relations/{ADAPTER.get(name)}.py adapter yet"))
     for name in RUNNERS
 ]
 

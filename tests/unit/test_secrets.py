@@ -29,11 +29,11 @@ import ops
 import ops.log
 import pytest
 
-from config import GlanceConfig
-from glance import GlanceWorkload
-from models import DatabaseInfo, IdentityCredentials
-from relations import ceph as ceph_relation
-from state import GlanceContext
+from glance_charm.domain.config import GlanceConfig
+from glance_charm.domain.models import DatabaseInfo, IdentityCredentials
+from glance_charm.relations import ceph as ceph_relation
+from glance_charm.state.context import GlanceContext
+from glance_charm.workload.glance import GlanceWorkload
 from tests.fixtures import load
 from tests.unit.conftest import GlanceHarness, RecordingWorkload
 
@@ -244,7 +244,7 @@ def fail_db_sync_quoting_the_url(workload: RecordingWorkload,
     def run(cmd: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(cmd, 1, stdout=url, stderr=f"OperationalError: {url}")
 
-    monkeypatch.setattr("glance.subprocess.run", run)
+    monkeypatch.setattr("glance_charm.workload.glance.subprocess.run", run)
     monkeypatch.setattr(RecordingWorkload, "db_sync", GlanceWorkload.db_sync)
 
 
@@ -357,8 +357,7 @@ def test_secret_file_is_never_readable_by_others_while_written(
     gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Every write of a secret-holding file: the temp file is private before any byte."""
-    import files
-
+    from glance_charm.workload import files
     seen: list[tuple[str, int]] = []
     real_fdopen = os.fdopen
 
@@ -421,7 +420,8 @@ def test_action_outputs_leak_no_secret(gh: GlanceHarness, sinks: Sinks,
 
 # ---- model reprs --------------------------------------------------------------------------
 def context(gh: GlanceHarness) -> GlanceContext:
-    return GlanceContext.from_charm(gh.charm, GlanceConfig.from_mapping(gh.charm.config))
+    return GlanceContext.from_charm(gh.charm, GlanceConfig.from_mapping(gh.charm.config),
+                                    gh.charm.reconciler.remembered())
 
 
 def model_texts(model: Any) -> list[str]:

@@ -1,0 +1,1 @@
+"""Pure values and rules: config, models, stores, ports; imports nothing above it."""

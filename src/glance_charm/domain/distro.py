@@ -1,0 +1,162 @@
+"""Everything that depends on the distribution: packages, services, archives, paths."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass
+
+GLANCE_PACKAGES = ("glance-api", "python3-pymysql", "haproxy")
+CEPH_PACKAGES = ("ceph-common", "python3-rbd", "python3-rados")
+HAPROXY_PACKAGES = ("haproxy",)
+GLANCE_SERVICE = "glance-api"
+HAPROXY_SERVICE = "haproxy"
+GLANCE_USER = "glance"
+GLANCE_GROUP = "glance"
+
+# The packaged api-paste.ini's healthcheck filter answers 503 while this file exists
+# (oslo.middleware disable_by_file): haproxy then takes the unit out of rotation.
+HEALTHCHECK_DISABLE = "/etc/glance/healthcheck_disable"
+
+# dpkg's database of installed packages: read directly, so a steady hook runs no dpkg process.
+CEPH_CONF = "/etc/ceph/ceph.conf"
+SWIFT_CONF = "/etc/glance/glance-swift.conf"  # the swift store's reference file
+DPKG_STATUS = "/var/lib/dpkg/status"
+# Without systemd, `service NAME status` (the sysvinit scripts) answers from these pidfiles.
+PIDFILES = {GLANCE_SERVICE: "/run/glance/glance-api.pid", HAPROXY_SERVICE: "/run/haproxy.pid"}
+# With systemd (cgroup v2, the Ubuntu target) a unit runs while its cgroup holds a process.
+SYSTEMD_CGROUP = "/sys/fs/cgroup/system.slice/{name}.service/cgroup.procs"
+
+CLOUD_ARCHIVE_URI = "http://ubuntu-cloud.archive.canonical.com/ubuntu"
+CLOUD_ARCHIVE_KEYRING_PACKAGE = "ubuntu-cloud-keyring"
+_CLOUD_ORIGIN = re.compile(
+    r"^cloud:(?P<series>[a-z]+)-(?P<release>[a-z]+)(?:/(?P<pocket>updates|proposed|staging))?$"
+)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """An apt source line and the keyring package it needs (if any)."""
+
+    line: str
+    keyring_package: str | None = None
+
+
+def archive_for_origin(origin: str) -> Archive | None:
+    """Translate `openstack-origin` into an apt source; None for `distro`.
+
+    Raises:
+        ValueError: not one of distro, cloud:<series>-<release>[/pocket], deb ...
+    """
+    origin = origin.strip()
+    if origin == "distro":
+        return None
+    match = _CLOUD_ORIGIN.match(origin)
+    if match:
+        pocket = match["pocket"] or "updates"
+        suite = f"{match['series']}-{pocket}/{match['release']}"
+        return Archive(f"deb {CLOUD_ARCHIVE_URI} {suite} main", CLOUD_ARCHIVE_KEYRING_PACKAGE)
+    if re.match(r"^deb(-src)? (\[[^\]]*\] )?https?://\S+ \S+( \S+)*$", origin):
+        return Archive(origin)
+    raise ValueError("unknown origin")
+
+
+def has_systemd() -> bool:
+    """Whether systemd runs this machine (the Ubuntu target) or not (containers, this CI)."""
+    return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
+
+
+def dpkg_versions(packages: tuple[str, ...], status_file: str = DPKG_STATUS,
+                  ) -> dict[str, str | None]:
+    """Installed version of each package (None when not installed), from dpkg's status file.
+
+    What `dpkg-query -W -f='${Status} ${Version}'` answers, without a process: a stanza
+    counts when its Status is "install ok installed" (or "hold ok installed").
+    """
+    found: dict[str, str | None] = dict.fromkeys(packages)
+    try:
+        with open(status_file, "rb") as handle:
+            data = b"\n" + handle.read()
+    except OSError:
+        return found
+    for package in packages:
+        needle = f"\nPackage: {package}\n".encode()
+        index = data.find(needle)
+        while index >= 0 and found[package] is None:
+            end = data.find(b"\n\n", index + 1)
+            stanza = data[index + 1:end if end >= 0 else len(data)].decode("utf-8", "replace")
+            fields = {}
+            for line in stanza.splitlines():
+                key, sep, value = line.partition(": ")
+                if sep and not key.startswith(" "):
+                    fields[key] = value.strip()
+            if fields.get("Status", "").endswith(" ok installed") and fields.get("Version"):
+                found[package] = fields["Version"]
+            index = data.find(needle, index + 1)
+    return found
+
+
+def service_running(name: str, systemd: bool, root: str = "/") -> bool | None:
+    """Whether a service runs, read from the cgroup or pidfile; None when that cannot tell.
+
+    None sends the caller to `systemctl is-active` / `service NAME status`. A missing
+    cgroup (systemd removes it when the unit stops) or pidfile (what the sysvinit script's
+    `status` reads) means stopped.
+    """
+    if systemd:
+        path = os.path.join(root, SYSTEMD_CGROUP.format(name=name).lstrip("/"))
+        # cgroup v2, unified layout (the Ubuntu target); else ask systemctl
+        usable = os.path.isdir(os.path.join(root, "sys/fs/cgroup/system.slice"))
+    else:
+        pidfile = PIDFILES.get(name, "")
+        path = os.path.join(root, pidfile.lstrip("/"))
+        usable = bool(pidfile)
+    if not usable:
+        return None
+    try:
+        with open(path, encoding="ascii") as handle:
+            words = handle.read().split()
+    except FileNotFoundError:
+        return False
+    except (OSError, ValueError):  # unreadable, or not ASCII
+        return None
+    if systemd:
+        return bool(words)
+    return any(word.isdigit() and os.path.exists(f"/proc/{word}") for word in words)
+
+
+# Glance releases by the upstream major version of the glance package.
+_RELEASES = {25: "zed", 26: "antelope", 27: "bobcat", 28: "caracal", 29: "dalmatian",
+             30: "epoxy", 31: "flamingo"}
+
+
+def release_for_version(version: str) -> str:
+    """Map a glance package version (e.g. `2:25.1.0-2`, `2:28.0.1-0ubuntu1`) to its release."""
+    upstream = version.split(":", 1)[-1]
+    try:
+        major = int(upstream.split(".", 1)[0])
+    except ValueError:
+        return "unknown"
+    return _RELEASES.get(major, "unknown")
+
+
+@dataclass(frozen=True)
+class ReleaseProfile:
+    """Options whose right value differs between the glance releases the charm meets.
+
+    Debian 12 ships Zed (25); Ubuntu 24.04 ships Caracal (28) and the Cloud Archive later
+    releases. This is the only place such differences live.
+    """
+
+    release: str
+    # Caracal moved RBAC to the new defaults with scope checks; Glance's own defaults are
+    # kept, but the charm states them so an upgrade does not silently change policy.
+    enforce_new_defaults: bool
+    enforce_scope: bool
+
+
+def release_profile(release: str) -> ReleaseProfile:
+    """Return the option profile for a glance release name."""
+    new_rbac = release not in ("zed", "antelope", "bobcat", "unknown")
+    return ReleaseProfile(release, enforce_new_defaults=new_rbac, enforce_scope=new_rbac)

@@ -1,0 +1,1 @@
+"""Drives one hook: install, frontend, publish, context, apply, ready."""

@@ -1,0 +1,255 @@
+"""One reconcile of the unit: install -> frontend -> publish -> context -> apply -> ready.
+
+Every hook that reconciles and the openstack-upgrade action run `Reconciler.run`; its
+errors (GlanceCharmError) are what collect-status turns into the unit's status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import ops
+
+from glance_charm.domain import distro
+from glance_charm.domain.config import GlanceConfig
+from glance_charm.domain.exceptions import (
+    BlockedError,
+    GlanceCharmError,
+    RelationNotReadyError,
+    WaitingError,
+    WorkloadError,
+)
+from glance_charm.domain.stores import CephPool, ceph_request
+from glance_charm.reconcile.frontend import Frontend
+from glance_charm.reconcile.rolling_restart import rolling_restart
+from glance_charm.relations import (
+    amqp,
+    ceph,
+    ha,
+    identity,
+    image_service,
+    mysql_client,
+    peers,
+    shared_db,
+)
+from glance_charm.state.context import GlanceContext, Remembered, store_relations
+from glance_charm.state.network import bind_address, endpoint_urls
+from glance_charm.workload.glance import GlanceWorkload
+from glance_charm.workload.haproxy import HaproxyWorkload
+from glance_charm.workload.tls import TLSWorkload
+
+logger = logging.getLogger(__name__)
+
+
+class Reconciler:
+    """Drives the workload towards config + relations.
+
+    Args:
+        charm: the charm (model, unit, app, config).
+        stored: the charm's StoredState, which this class reads and records into.
+        workload: glance-api.
+        haproxy: haproxy.
+        tls: builds the TLS workload when first needed.
+    """
+
+    def __init__(self, charm: ops.CharmBase, stored: Any, workload: GlanceWorkload,
+                 haproxy: HaproxyWorkload, tls: Callable[[], TLSWorkload]) -> None:
+        self._charm = charm
+        self._stored = stored
+        self._workload = workload
+        self._haproxy = haproxy
+        self.frontend = Frontend(charm, stored, haproxy, tls)
+        self.applied = False  # the last run wrote and applied a complete context
+
+    # ---- the one path ---------------------------------------------------------------------
+    def run(self, upgrade_now: bool = False) -> str | None:
+        """Reconcile once; return the version upgraded to (None: no upgrade ran).
+
+        Args:
+            upgrade_now: upgrade to `openstack-origin` even when action-managed-upgrade
+                is true (the openstack-upgrade action).
+
+        Raises:
+            GlanceCharmError: what keeps the unit from being active (collect-status shows
+                it); the last good configuration keeps running.
+        """
+        self.applied = False
+        config = self.config()
+        version = self._ensure_installed(config)
+        upgraded: str | None = None
+        if self.origin_changed(config) and (upgrade_now or not config.action_managed_upgrade):
+            version = upgraded = self._upgrade(config)
+        frontend_problem: GlanceCharmError | None = None
+        try:  # before publishing: the endpoints' scheme is what haproxy now serves
+            self.frontend.configure(config)
+        except GlanceCharmError as err:  # the requests go out all the same
+            frontend_problem = err
+        self._publish_requests(config)
+        if frontend_problem is not None:
+            raise frontend_problem
+        self._ensure_store_packages()
+        try:
+            ctx = GlanceContext.from_charm(self._charm, config, self.remembered(),
+                                           tls=self._stored.tls_active)
+        except (RelationNotReadyError, BlockedError, WaitingError):
+            self._publish_ready(None)
+            raise
+        self._apply(ctx, version, restart=upgraded is not None)
+        self._remember_ceph_pool(ctx)
+        self._publish_ready(ctx)
+        self.applied = True
+        self._check_ha(config)
+        ctx.check_storage()
+        if self.frontend.problem is not None:  # served meanwhile: plain HTTP or the last cert
+            raise self.frontend.problem
+        return upgraded
+
+    def config(self) -> GlanceConfig:
+        """The charm's config, validated (InvalidConfigError names each bad option)."""
+        return GlanceConfig.from_mapping(self._charm.config)
+
+    def set_progress(self, status: ops.StatusBase) -> None:
+        """Show progress within a hook; collect-status then sets the final status again."""
+        self._stored.last_status = None
+        self._charm.unit.status = status
+
+    # ---- install and upgrade --------------------------------------------------------------
+    def _ensure_installed(self, config: GlanceConfig) -> str:
+        version = self._workload.installed_version()
+        if version is None:
+            self.set_progress(ops.MaintenanceStatus("Installing packages"))
+            self._workload.install(config.openstack_origin)
+            version = self._workload.installed_version()
+            if version is None:
+                raise WorkloadError("glance-api is not installed after apt; will retry")
+            self._stored.origin = config.openstack_origin
+        elif self._stored.origin is None:  # installed before the charm recorded its origin
+            self._stored.origin = config.openstack_origin
+        return version
+
+    def origin_changed(self, config: GlanceConfig) -> bool:
+        """Whether `openstack-origin` differs from the one the packages came from."""
+        return bool(self._stored.origin) and self._stored.origin != config.openstack_origin
+
+    def _upgrade(self, config: GlanceConfig) -> str:
+        """Move the packages to the release `openstack-origin` names; return the new version."""
+        self.set_progress(ops.MaintenanceStatus(f"Upgrading to {config.openstack_origin}"))
+        logger.info("upgrading from %s to %s", self._stored.origin, config.openstack_origin)
+        self._workload.upgrade(config.openstack_origin)
+        self._stored.origin = config.openstack_origin
+        version = self._workload.installed_version()
+        if version is None:
+            raise WorkloadError("glance-api is not installed after the upgrade; will retry")
+        return version
+
+    def _ensure_store_packages(self) -> None:
+        """Install the Ceph client libraries once the ceph relation appears."""
+        if self._charm.model.get_relation(ceph.ENDPOINT) is None:
+            return
+        if not self._workload.packages_installed(distro.CEPH_PACKAGES):
+            self.set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
+            self._workload.install_packages(distro.CEPH_PACKAGES)
+
+    # ---- publish --------------------------------------------------------------------------
+    def _publish_requests(self, config: GlanceConfig) -> None:
+        """Tell providers what glance wants; needs only config, so it never waits."""
+        charm = self._charm
+        model, unit, app, leader = charm.model, charm.unit, charm.app, charm.unit.is_leader()
+        if relation := model.get_relation(shared_db.ENDPOINT):
+            hostname = bind_address(charm, shared_db.ENDPOINT) or ""
+            shared_db.publish_request(
+                relation, unit, config.database, config.database_user, hostname
+            )
+        if leader and (relation := model.get_relation(mysql_client.ENDPOINT)):
+            mysql_client.publish_request(relation, app, config.database)
+        if relation := model.get_relation(amqp.ENDPOINT):
+            amqp.publish_request(relation, unit, app if leader else None,
+                                 config.rabbit_user, config.rabbit_vhost)
+        if relation := model.get_relation(peers.ENDPOINT):
+            peers.publish_address(relation, unit, bind_address(charm, peers.ENDPOINT))
+        if relation := model.get_relation(ceph.ENDPOINT):
+            ceph.publish_request(relation, unit, app.name, ceph_request(config, app.name))
+        if (relation := model.get_relation(ha.ENDPOINT)) and config.vip:
+            data = ha.desired_data(relation, unit, config.vip, config.vip_iface,
+                                   config.vip_cidr, nic_for=ha.local_nic_for)
+            ha.publish(relation, unit, data)
+        if relation := model.get_relation(identity.ENDPOINT):
+            identity.publish_endpoints(
+                relation, unit, app if leader else None, config.region,
+                endpoint_urls(charm, config, scheme=self.frontend.scheme),
+            )
+
+    def _publish_ready(self, ctx: GlanceContext | None) -> None:
+        relations = self._charm.model.relations.get(image_service.ENDPOINT, [])
+        if relations:
+            url = ctx.endpoints.internal if ctx and ctx.endpoints else None
+            image_service.publish(relations, self._charm.unit, url)
+
+    # ---- checks ---------------------------------------------------------------------------
+    def _check_ha(self, config: GlanceConfig) -> None:
+        """Raise what keeps a scaled-out or VIP-fronted deployment from being complete."""
+        model = self._charm.model
+        relation = model.get_relation(ha.ENDPOINT)
+        if problem := ha.missing_vip_problem(relation is not None, config.vip):
+            raise BlockedError(problem)
+        peer = model.get_relation(peers.ENDPOINT)
+        units = max(len(peer.units) + 1 if peer else 1, self._charm.app.planned_units())
+        if problem := ha.peer_units_without_vip_problem(units, config.vip, config.dns_ha):
+            raise BlockedError(problem)
+        if config.vip and relation is None:
+            raise RelationNotReadyError(missing={"ha"}, incomplete=set())
+        if config.vip and not ha.is_clustered(relation):
+            raise WaitingError("Waiting for hacluster to report clustered")
+
+    # ---- what earlier hooks recorded ------------------------------------------------------
+    def remembered(self) -> Remembered:
+        """The stores in use and the last confirmed ceph pool, from StoredState."""
+        record = dict(self._stored.ceph_pool)
+        pool = None
+        if record:
+            pool = (int(record["relation"]),
+                    CephPool(pool=record["pool"], data_pool=record.get("data_pool")))
+        in_use = {str(name): int(rel_id)
+                  for name, rel_id in dict(self._stored.stores_in_use).items()}
+        return Remembered(stores_in_use=in_use, ceph_pool=pool)
+
+    def _remember_ceph_pool(self, ctx: GlanceContext) -> None:
+        relation = self._charm.model.get_relation(ceph.ENDPOINT)
+        if relation is None:
+            self._stored.ceph_pool = {}
+        elif ctx.ceph is not None and ctx.ceph.confirmed:
+            self._stored.ceph_pool = {
+                "relation": relation.id, "pool": ctx.ceph.pool.pool,
+                "data_pool": ctx.ceph.pool.data_pool,
+            }
+
+    # ---- apply ----------------------------------------------------------------------------
+    def _apply(self, ctx: GlanceContext, version: str, restart: bool = False) -> None:
+        changed = self._workload.configure(ctx, version)
+        self._stored.stores_in_use = {
+            name: rel_id for name, rel_id in store_relations(self._charm).items()
+            if name in ctx.store_names
+        }
+        self._ensure_db_synced(ctx, version)
+        if self._stored.paused:  # written config waits (restart marker) until resume
+            return
+        if restart:
+            self._workload.mark_restart_needed()
+        rolling_restart(self._charm, self._workload, self._haproxy, ctx.bind_port,
+                        changed or restart)
+
+    def _ensure_db_synced(self, ctx: GlanceContext, version: str) -> None:
+        relation = self._charm.model.get_relation(peers.ENDPOINT)
+        if relation is None:
+            raise WaitingError("Waiting for peer relation")
+        database = f"{ctx.database.endpoint}:{ctx.database.host}/{ctx.database.name}"
+        app = self._charm.app
+        record = peers.db_sync_record(relation, app)
+        if self._charm.unit.is_leader():
+            if record != {"database": database, "version": version}:
+                self._workload.db_sync()
+                peers.record_db_sync(relation, app, version, database)
+        elif record is None or record.get("database") != database:
+            raise WaitingError("Waiting for database initialisation by leader")

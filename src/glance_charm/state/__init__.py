@@ -1,0 +1,1 @@
+"""Reads the charm's model (bindings, relations) into the frozen context."""

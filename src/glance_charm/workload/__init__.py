@@ -1,0 +1,1 @@
+"""glance-api, haproxy and their files; never imports ops, relations or reconcile."""
