@@ -176,9 +176,12 @@ class Sandbox:
         """Mount this sandbox's dirs (replacing the previously active sandbox's)."""
         if Sandbox.active is self:
             return
-        for path in self.paths:
-            if Sandbox.active is not None:
+        if Sandbox.active is not None:
+            # only what that sandbox mounted: a dir created on the machine since (the
+            # functional tier makes /var/lib/charm) is in self.paths but not mounted there
+            for path in Sandbox.active.paths:
                 subprocess.run(["umount", path], check=True)
+        for path in self.paths:
             live = self.root / path.lstrip("/")
             if not live.exists():  # same owner and mode as the machine's directory
                 original = os.stat(path)
