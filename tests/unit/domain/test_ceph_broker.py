@@ -413,7 +413,7 @@ _BUNDLED_SCRIPT = """
 import json, sys
 import pytest
 import charmhelpers
-from tests.unit import test_ceph_broker as t
+from tests.unit.domain import test_ceph_broker as t
 assert charmhelpers.__file__.startswith(sys.argv[1]), charmhelpers.__file__
 with pytest.MonkeyPatch.context() as mp:
     requests = t.classic_requests(mp)

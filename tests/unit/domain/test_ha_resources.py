@@ -234,7 +234,7 @@ _BUNDLED_SCRIPT = """
 import json, sys
 import pytest
 import charmhelpers
-from tests.unit import test_ha_resources as t
+from tests.unit.domain import test_ha_resources as t
 assert charmhelpers.__file__.startswith(sys.argv[1]), charmhelpers.__file__
 out = {}
 for case_id, case in t.CASES.items():
