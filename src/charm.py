@@ -50,6 +50,8 @@ class GlanceCharm(ops.CharmBase):
         self._stored.set_default(ceph_pool={}, paused=False, origin=None, tls_active=False,
                                  tls_source="", tls_request="", stores_in_use={},
                                  last_status=None, fingerprint="", leader=None)
+        # the dpkg database stamp and the workload version last shown (item 10)
+        self._stored.set_default(package_stamp=-1, workload_version="")
         self.workload = self.workload_factory()
         self.haproxy = self.haproxy_factory()
         self._problem: GlanceCharmError | None = None
@@ -67,6 +69,7 @@ class GlanceCharm(ops.CharmBase):
         ):
             observe(event, self._on_event)
         observe(self.on.update_status, self._on_update_status)
+        observe(self.on.start, self._on_start)
         observe(self.on.config_changed, self._on_config_changed)
         for name in self.meta.relations:
             for kind in ("relation_created", "relation_joined", "relation_changed",
@@ -97,9 +100,12 @@ class GlanceCharm(ops.CharmBase):
 
     # ---- events ---------------------------------------------------------------------------
     def _on_event(self, event: ops.EventBase) -> None:
-        self._run_reconcile()
+        # the packages may have changed under an install or a new charm: show their version
+        self._run_reconcile(
+            packages_changed=isinstance(event, (ops.InstallEvent, ops.UpgradeCharmEvent)))
 
-    def _run_reconcile(self, upgrade_now: bool = False) -> str | None:
+    def _run_reconcile(self, upgrade_now: bool = False,
+                       packages_changed: bool = False) -> str | None:
         """Reconcile; keep its outcome for collect-status. Return the version upgraded to."""
         self._reconciled = True
         self._problem = None
@@ -108,6 +114,9 @@ class GlanceCharm(ops.CharmBase):
             upgraded = self._reconcile(upgrade_now)
         except GlanceCharmError as err:
             self._problem = err
+        if self._stored.paused:
+            self._hold_paused()
+        self._refresh_workload_version(force=packages_changed or upgraded is not None)
         # What config-changed compares with: only a complete, active reconcile counts.
         self._stored.fingerprint = "" if self._problem or self._stored.paused else (
             self._fingerprint()
@@ -123,9 +132,46 @@ class GlanceCharm(ops.CharmBase):
         a service that died, a status still waiting on time) it reconciles as every other
         hook does.
         """
-        if self._stored.paused or self._steady():
+        self._refresh_workload_version()
+        if self._stored.paused:
+            self._hold_paused()
+            return
+        if self._steady():
             return
         self._on_event(event)
+
+    def _on_start(self, event: ops.StartEvent) -> None:
+        """After a (re)boot: a paused unit keeps its services down; others as update-status."""
+        self._on_update_status(event)  # type: ignore[arg-type]
+
+    def _hold_paused(self) -> None:
+        """Stop glance-api and haproxy if anything started them while the unit is paused.
+
+        Without systemd nothing masks them: a SysV boot whose links were re-enabled, or an
+        operator's `service glance-api start`, would otherwise serve a paused unit.
+        """
+        for name, workload in (("glance-api", self.workload), ("haproxy", self.haproxy)):
+            try:
+                if workload.is_running():
+                    logger.warning("%s runs although the unit is paused: stopping it", name)
+                    workload.stop()
+            except ServiceError:
+                logger.error("stopping %s (paused) failed", name)
+
+    def _refresh_workload_version(self, force: bool = False) -> None:
+        """Show the installed glance version in `juju status` when it may have changed.
+
+        Only after an install, upgrade-charm or openstack upgrade, or when dpkg's database
+        changed since the last look (one stat): a steady hook runs no tool and no process.
+        """
+        stamp = self.workload.package_stamp()
+        if not force and stamp == self._stored.package_stamp:
+            return
+        self._stored.package_stamp = stamp
+        version = self.workload.workload_version()
+        if version and version != self._stored.workload_version:
+            self.unit.set_workload_version(version)
+            self._stored.workload_version = version
 
     def _on_config_changed(self, event: ops.ConfigChangedEvent) -> None:
         """Reconcile unless config and addresses are what the last active reconcile saw.
@@ -204,16 +250,22 @@ class GlanceCharm(ops.CharmBase):
     def _on_pause(self, event: ops.ActionEvent) -> None:
         """Stop glance-api and keep it stopped across hooks until resume."""
         self._stored.paused = True
-        try:
-            self.workload.stop()
-            self.haproxy.stop()
+        try:  # stopped, and disabled (masked on systemd) so a reboot keeps them down
+            self.workload.pause()
+            self.haproxy.services.pause(self.haproxy.service)
         except ServiceError:
             event.fail("stopping glance-api failed; see the unit log")
             return
         event.set_results({"outcome": "paused"})
 
     def _on_resume(self, event: ops.ActionEvent) -> None:
-        """Start the services again and reconcile."""
+        """Let the services start at boot again, then reconcile (which starts them)."""
+        try:
+            self.workload.resume()
+            self.haproxy.services.enable_boot(self.haproxy.service)
+        except ServiceError:
+            event.fail("enabling glance-api at boot failed; see the unit log")
+            return
         self._stored.paused = False
         self._on_event(event)
         if self._problem is not None:

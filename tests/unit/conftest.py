@@ -37,6 +37,7 @@ class FakeServices:
     running: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)
     fail_on: set[str] = field(default_factory=set)
+    boot_disabled: set[str] = field(default_factory=set)  # disable_boot'ed (pause)
 
     def _act(self, action: str, name: str) -> None:
         from glance_charm.workload.service import ServiceError
@@ -62,6 +63,19 @@ class FakeServices:
 
     def is_running(self, name: str) -> bool:
         return name in self.running
+
+    def disable_boot(self, name: str) -> None:
+        self._act("disable_boot", name)
+        self.boot_disabled.add(name)
+
+    def enable_boot(self, name: str) -> None:
+        self._act("enable_boot", name)
+        self.boot_disabled.discard(name)
+
+    def pause(self, name: str) -> None:
+        if name in self.running:
+            self.stop(name)
+        self.disable_boot(name)
 
     def count(self, action: str, name: str = "glance-api") -> int:
         return self.calls.count((action, name))

@@ -27,6 +27,12 @@ DPKG_STATUS = "/var/lib/dpkg/status"
 PIDFILES = {GLANCE_SERVICE: "/run/glance/glance-api.pid", HAPROXY_SERVICE: "/run/haproxy.pid"}
 # With systemd (cgroup v2, the Ubuntu target) a unit runs while its cgroup holds a process.
 SYSTEMD_CGROUP = "/sys/fs/cgroup/system.slice/{name}.service/cgroup.procs"
+# Where the other init systems keep a service's boot configuration (charmhelpers
+# core/host.py service_pause/service_resume look at the same two places).
+INIT_D_DIR = "/etc/init.d"  # SysV scripts: `update-rc.d NAME disable|enable`
+UPSTART_DIR = "/etc/init"  # upstart jobs: NAME.override holding "manual" keeps it down
+# The package `juju status` shows the version of (the classic charm's VERSION_PACKAGE).
+VERSION_PACKAGE = "glance-common"
 
 CLOUD_ARCHIVE_URI = "http://ubuntu-cloud.archive.canonical.com/ubuntu"
 CLOUD_ARCHIVE_KEYRING_PACKAGE = "ubuntu-cloud-keyring"
@@ -124,6 +130,16 @@ def service_running(name: str, systemd: bool, root: str = "/") -> bool | None:
     if systemd:
         return bool(words)
     return any(word.isdigit() and os.path.exists(f"/proc/{word}") for word in words)
+
+
+def upstream_version(version: str) -> str:
+    """The upstream part of a Debian version: `2:25.1.0-2+deb12u5` -> `25.1.0`.
+
+    As charmhelpers fetch/ubuntu_apt_pkg.py upstream_version (the classic charm's
+    application version), character for character, so `juju status` reads the same after
+    a switch from the classic charm: the part after the last `:`, up to the first `-`.
+    """
+    return version.rsplit(":", maxsplit=1)[-1].split("-", maxsplit=1)[0]
 
 
 # Glance releases by the upstream major version of the glance package.

@@ -93,6 +93,24 @@ class GlanceWorkload:
         """Installed version of a package (glance-api), None when it is not installed."""
         return distro.dpkg_versions((package,), str(self.paths(distro.DPKG_STATUS)))[package]
 
+    def workload_version(self) -> str | None:
+        """The version `juju status` shows: glance-common's upstream version (`25.1.0`).
+
+        The classic charm's (hooks/glance_utils.py VERSION_PACKAGE, charmhelpers
+        os_application_version_set); glance-api's when glance-common is not installed
+        (both come from the one source package).
+        """
+        version = (self.installed_version(distro.VERSION_PACKAGE)
+                   or self.installed_version(distro.GLANCE_SERVICE))
+        return distro.upstream_version(version) if version else None
+
+    def package_stamp(self) -> int | None:
+        """When dpkg's database last changed (ns); None without one. One stat, no process."""
+        try:
+            return self.paths(distro.DPKG_STATUS).stat().st_mtime_ns
+        except OSError:
+            return None
+
     def packages_installed(self, packages: tuple[str, ...]) -> bool:
         """Whether every one of the packages is installed."""
         return all(self.installed_version(package) is not None for package in packages)
@@ -353,6 +371,14 @@ class GlanceWorkload:
     def stop(self) -> None:
         """Stop glance-api."""
         self.services.stop(distro.GLANCE_SERVICE)
+
+    def pause(self) -> None:
+        """Stop glance-api and keep it from starting at boot (until resume)."""
+        self.services.pause(distro.GLANCE_SERVICE)
+
+    def resume(self) -> None:
+        """Let glance-api start at boot again; the reconcile that follows starts it."""
+        self.services.enable_boot(distro.GLANCE_SERVICE)
 
     def is_running(self) -> bool:
         """Whether glance-api runs."""
