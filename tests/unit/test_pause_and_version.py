@@ -15,6 +15,7 @@ from typing import Any
 
 import ops
 import pytest
+from ops.testing import ActionFailed
 
 from glance_charm.workload.service import ServiceManager
 from tests.unit.conftest import UPGRADED_VERSION, GlanceHarness
@@ -185,3 +186,27 @@ def test_workload_version_follows_dpkg_without_cost_when_steady(
     assert spy.calls == ["25.2.0"]
     gh.event()
     assert spy.calls == ["25.2.0"]
+
+
+def test_resume_fails_when_the_services_cannot_be_enabled(ready: GlanceHarness) -> None:
+    """Resume that cannot enable them at boot fails and leaves the unit paused."""
+    gh = ready
+    gh.harness.run_action("pause")
+    gh.services.fail_on.add("enable_boot")
+    with pytest.raises(ActionFailed, match="enabling glance-api at boot failed"):
+        gh.harness.run_action("resume")
+    assert gh.status() == PAUSED
+    assert gh.services.running == set()
+
+
+def test_paused_stop_failing_is_logged_not_raised(
+    ready: GlanceHarness, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A paused unit whose service will not stop logs it; the hook does not raise."""
+    gh = ready
+    gh.harness.run_action("pause")
+    gh.services.running.add("glance-api")
+    gh.services.fail_on.add("stop")
+    gh.charm.on.start.emit()
+    assert "stopping glance-api (paused) failed" in caplog.text
+    assert gh.status() == PAUSED

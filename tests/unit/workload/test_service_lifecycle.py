@@ -263,3 +263,79 @@ def test_restart_of_a_clean_service_runs_once(tmp_path: Path,
     monkeypatch.setenv("FAKE_STATE", str(state))
     ServiceManager(systemd=False, root=str(tmp_path)).restart("glance-api")
     assert (state / "argv").read_text().splitlines() == ["glance-api restart"]
+
+
+def test_processes_systemd_reads_the_units_cgroup(tmp_path: Path) -> None:
+    """systemd: the unit's processes are its cgroup's (a restart checks those are gone)."""
+    cgroup = tmp_path / "sys/fs/cgroup/system.slice/glance-api.service/cgroup.procs"
+    services = ServiceManager(systemd=True, root=str(tmp_path))
+    assert services.processes("glance-api") == set()  # stopped: no cgroup
+    cgroup.parent.mkdir(parents=True)
+    with subprocess.Popen(["sleep", "60"]) as child:
+        try:
+            cgroup.write_text(f"{child.pid}\n")
+            (found,) = services.processes("glance-api")
+            assert found[0] == child.pid
+            child.kill()
+            child.wait()
+            assert alive({found}) == set()  # gone (and a reused pid would differ in start)
+        finally:
+            child.kill()
+
+
+def test_a_stale_pidfile_never_names_another_program(tmp_path: Path) -> None:
+    """The pidfile's pid now runs something else (a stale file): nothing is ours to kill."""
+    pidfile = tmp_path / distro.PIDFILES["glance-api"].lstrip("/")
+    pidfile.parent.mkdir(parents=True)
+    services = ServiceManager(systemd=False, root=str(tmp_path))
+    assert services.processes("glance-api") == set()  # no pidfile
+    assert services.processes("glance-registry") == set()  # no pidfile known
+    pidfile.write_text("not a pid\n")
+    assert services.processes("glance-api") == set()
+    with subprocess.Popen(["sleep", "60"]) as child:
+        try:
+            pidfile.write_text(f"{child.pid}\n")
+            assert services.processes("glance-api") == set()  # `sleep`, not glance-api
+            child.kill()
+            child.wait()
+            assert services.processes("glance-api") == set()  # no such process
+        finally:
+            child.kill()
+
+
+def test_terminate_skips_processes_already_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that ends between the look and the signal is not an error."""
+    with subprocess.Popen(["sleep", "60"]) as child:
+        (found,) = {p for p in service_module.process_group(os.getpgid(child.pid))
+                    if p[0] == child.pid}
+
+        real_kill = os.kill
+
+        def gone(pid: int, sig: int) -> None:
+            real_kill(child.pid, signal.SIGKILL)  # it ends just before the signal
+            child.wait()
+            raise ProcessLookupError(pid)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(service_module.os, "kill", gone)
+            ServiceManager(systemd=False).terminate({found})
+        assert alive({found}) == set()
+
+
+def test_failing_update_rc_d_is_a_service_error(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`update-rc.d` failing fails pause (the action then fails), as check_call would."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "update-rc.d").write_text("#!/bin/sh\necho 'insserv: broken' >&2\nexit 1\n")
+    (bindir / "update-rc.d").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    (tmp_path / "etc/init.d").mkdir(parents=True)
+    (tmp_path / "etc/init.d/glance-api").write_text("#!/bin/sh\n")
+    services = ServiceManager(systemd=False, root=str(tmp_path))
+    with pytest.raises(ServiceError, match=r"update-rc\.d glance-api disable failed"):
+        services.disable_boot("glance-api")
+    with pytest.raises(ServiceError, match=r"update-rc\.d glance-api enable failed"):
+        services.enable_boot("glance-api")
+    with pytest.raises(ServiceError, match="no systemd, upstart or SysV"):
+        services.enable_boot("haproxy")
