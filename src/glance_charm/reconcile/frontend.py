@@ -17,7 +17,7 @@ from glance_charm.domain.exceptions import (
     WaitingError,
 )
 from glance_charm.domain.tls_material import CertRequest, MaterialError, TLSMaterial
-from glance_charm.relations import certificates, peers
+from glance_charm.relations import certificates, classic_certificates, peers
 from glance_charm.state.network import (
     BINDINGS,
     bind_address,
@@ -117,9 +117,19 @@ class Frontend:
         return None, keep
 
     def _relation_certificate(self, config: GlanceConfig) -> TLSMaterial | None:
-        """The certificate issued for the current request; re-request when it changed."""
-        requirer = self.ensure_requirer()
+        """The certificate issued for the current request; re-request when it changed.
+
+        Both formats are requested (a provider ignores the other's keys); a provider unit
+        that answers in the classic format (openstack/charm-vault) is read as such, any
+        other through the tls-certificates v4 library.
+        """
         request = self._request(config)
+        relation = self._charm.model.get_relation(certificates.ENDPOINT)
+        if relation is not None and request is not None:
+            self._send_classic_request(relation, request)
+            if classic_certificates.speaks_classic(relation, self._charm.unit.name):
+                return self._classic_certificate(relation, request)
+        requirer = self.ensure_requirer()
         if request is not None and request.key() != self._stored.tls_request:
             requirer.sync()  # new addresses or names: a new CSR
         issued = certificates.assigned(requirer, request) if request else None
@@ -129,6 +139,25 @@ class Frontend:
                 BlockedError(f"TLS certificate request refused ({denied})") if denied
                 else WaitingError(certificates.WAITING_MESSAGE)
             )
+        return issued
+
+    def _send_classic_request(self, relation: ops.Relation, request: CertRequest) -> None:
+        data = classic_certificates.request_data(self._charm.unit.name, request)
+        bag = relation.data[self._charm.unit]
+        for key, value in data.items():
+            if bag.get(key) != value:
+                bag[key] = value
+
+    def _classic_certificate(self, relation: ops.Relation,
+                             request: CertRequest) -> TLSMaterial | None:
+        try:
+            issued = classic_certificates.answer(relation, self._charm.unit.name, request)
+        except classic_certificates.ClassicAnswerError as err:
+            logger.error("certificates relation (classic format) rejected: %s", err)
+            self.problem = BlockedError("Unusable certificate from the certificates relation")
+            return None
+        if issued is None:
+            self.problem = WaitingError(certificates.WAITING_MESSAGE)
         return issued
 
     def _request(self, config: GlanceConfig) -> CertRequest | None:

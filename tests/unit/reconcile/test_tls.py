@@ -638,3 +638,73 @@ def test_requirer_is_built_for_the_broken_hook(tmp_path: Path, monkeypatch: pyte
     request.addfinalizer(harness.cleanup)
     harness.begin()
     assert harness.charm.reconciler.frontend.certificates is not None
+
+
+# ---- the classic OpenStack format (openstack/charm-vault) --------------------------------
+# Follows charmhelpers contrib/openstack/cert_utils.py (CertRequest.get_request,
+# process_certificates, _manage_ca_certs -> install_ca_cert) and openstack/charm-vault
+# src/reactive/vault_handlers.py; fixtures tests/data/relations/certificates_vault-classic*.json.
+VAULT = "certificates_vault-classic"
+
+
+def vault_bag(name: str = VAULT) -> dict[str, str]:
+    from tests.fixtures import load
+
+    return dict(load(name)["remote_units_data"]["vault/0"])
+
+
+@pytest.mark.parametrize("fixture", [VAULT, "certificates_vault-classic-single"])
+def test_vault_classic_certificate_is_served_and_its_ca_trusted(gh: GlanceHarness,
+                                                               fixture: str) -> None:
+    """Vault's answer: haproxy serves leaf+chain+key, https endpoints, CA in the trust store."""
+    image = related(gh)
+    rel = gh.add_fixture(fixture)
+    sent = gh.harness.get_relation_data(rel, "glance/0")
+    assert sent["unit_name"] == "glance_0"
+    assert json.loads(sent["cert_requests"]) == {UNIT_ADDRESS: {"sans": [UNIT_ADDRESS]}}
+    bag = vault_bag(fixture)
+    cert = bag.get("glance_0.server.cert") or json.loads(
+        bag["glance_0.processed_requests"])[UNIT_ADDRESS]["cert"]
+    blocks = _blocks((gh.root / PEM).read_text())
+    assert blocks[0] == _blocks(cert)[0]
+    assert blocks[1] == _blocks(bag["chain"])[0]  # the intermediate vault signs with
+    assert "PRIVATE KEY" in blocks[-1]
+    assert (gh.root / CA).read_text() == _blocks(bag["ca"])[0]
+    assert_https(gh, image)
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    haproxy_accepts(gh)
+    gh.harness.remove_relation(rel)  # the CA leaves the trust store with the relation
+    assert_http(gh, image)
+
+
+def test_vault_classic_pending_answer_waits_on_http(gh: GlanceHarness) -> None:
+    image = related(gh)
+    bag = {k: v for k, v in vault_bag().items() if k in ("private-address", "ingress-address")}
+    rel = gh.harness.add_relation("certificates", "vault")
+    gh.harness.add_relation_unit(rel, "vault/0")
+    gh.harness.update_relation_data(rel, "vault/0", bag)
+    assert "cert_requests" in gh.harness.get_relation_data(rel, "glance/0")
+    assert gh.status() == ops.WaitingStatus("Waiting for TLS certificate")
+    assert_http(gh, image)
+
+
+@pytest.mark.parametrize("bad", ["json", "other-cn", "key"])
+def test_vault_classic_bad_answer_blocks_and_keeps_the_last_good(gh: GlanceHarness,
+                                                                bad: str) -> None:
+    image = related(gh)
+    rel = gh.add_fixture(VAULT)
+    good = served_certificate(gh)
+    entry = json.loads(vault_bag()["glance_0.processed_requests"])[UNIT_ADDRESS]
+    other = vault_bag("certificates_vault-classic-single")
+    answers = {
+        "json": "{not json",
+        "other-cn": json.dumps({"glance.example.com": entry}),
+        "key": json.dumps({UNIT_ADDRESS: {"cert": entry["cert"],
+                                          "key": other["glance_0.server.key"]}}),
+    }
+    gh.harness.update_relation_data(rel, "vault/0",
+                                    {"glance_0.processed_requests": answers[bad]})
+    status = gh.status()
+    assert isinstance(status, ops.BlockedStatus) and "certificates relation" in status.message
+    assert served_certificate(gh) == good  # last good TLS config kept
+    assert_https(gh, image)
