@@ -2,8 +2,12 @@
 PYTHON ?= python3
 VENV := .venv-tox
 TOX := $(VENV)/bin/tox
+# The target base's Python (3.12, ubuntu@24.04) for the lint tier (charmlint needs >= 3.12):
+# Debian 12 has none in apt; pyenv has one on these machines (its shim may not expose it).
+PY312 ?= $(firstword $(wildcard /usr/bin/python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12))
+export GLANCE_PY312 := $(PY312)
 
-.PHONY: local local-down test lint unit functional integration pack packing docs
+.PHONY: local local-down test lint unit functional integration pack packing docs py312
 
 $(TOX):
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +19,17 @@ local: $(TOX)  ## install + start a real Glance stack here and drive the charm t
 local-down: $(TOX)  ## stop everything `make local` started
 	$(TOX) -e local -- down
 
-test: $(TOX)  ## lint + types + unit (with coverage) + functional + packing
+test: $(TOX) py312  ## lint + types + unit (with coverage) + functional + packing
 	$(TOX) -e lint,unit,functional,packing
 
-lint unit functional integration: $(TOX)
+lint: $(TOX) py312
 	$(TOX) -e $@
+
+unit functional integration: $(TOX)
+	$(TOX) -e $@
+
+py312:
+	@test -n "$(PY312)" || { echo "error: no Python 3.12 found (looked for /usr/bin/python3.12 and ~/.pyenv/versions/3.12*); install one or run make PY312=/path/to/python3.12" >&2; exit 1; }
 
 pack docs packing: $(TOX)  ## pack: build/glance_amd64.charm; docs: README table; packing: check it
 	$(TOX) -e $@

@@ -157,6 +157,7 @@ class GlanceCharm(ops.CharmBase):
                     workload.stop()
             except ServiceError:
                 logger.error("stopping %s (paused) failed", name)
+        self.reconciler.withdraw_image_service()  # a paused unit serves no image
 
     def _refresh_workload_version(self, force: bool = False) -> None:
         """Show the installed glance version in `juju status` when it may have changed.
@@ -256,6 +257,7 @@ class GlanceCharm(ops.CharmBase):
         except ServiceError:
             event.fail("stopping glance-api failed; see the unit log")
             return
+        self.reconciler.withdraw_image_service()
         event.set_results({"outcome": "paused"})
 
     def _on_resume(self, event: ops.ActionEvent) -> None:

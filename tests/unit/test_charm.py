@@ -58,7 +58,7 @@ def test_complete_is_active_and_renders(gh: GlanceHarness) -> None:
     assert auth["region_name"] == "RegionOne"
     assert conf["paste_deploy"]["flavor"] == "keystone"
     assert conf["DEFAULT"]["show_image_direct_url"] == "false"
-    assert conf["DEFAULT"]["show_multiple_locations"] == "false"
+    assert "show_multiple_locations" not in conf["DEFAULT"]  # the default is never written
     assert conf["image_format"]["disk_formats"].split(",")[0] == "ami"
     assert not conf.has_option("image_format", "container_formats")
     assert conf["DEFAULT"]["image_size_cap"] == str(1024**4)
@@ -225,7 +225,12 @@ def test_image_service_published_only_when_ready(gh: GlanceHarness) -> None:
     assert bag["glance-api-ready"] == "yes"
     db = gh.harness.model.get_relation("shared-db")
     assert db is not None
-    gh.harness.remove_relation(db.id)
+    gh.harness.remove_relation(db.id)  # glance-api keeps serving its last good config,
+    bag = gh.harness.get_relation_data(rel, "glance/0")  # so nova keeps the URL (issue 13.6)
+    assert bag["glance-api-server"] == "http://10.5.0.100:9292"
+    gh.services.running.discard("glance-api")  # ... until glance-api really stops
+    gh.services.fail_on.add("start")
+    gh.event()
     bag = gh.harness.get_relation_data(rel, "glance/0")
     assert bag.get("glance-api-server") is None
     assert bag["glance-api-ready"] == "no"

@@ -130,10 +130,7 @@ CLASSIC_OPTIONS: dict[str, tuple[str, Any]] = {
 CLASSIC_ACTIONS = ("openstack-upgrade", "pause", "resume", "security-checklist")
 
 # --- what this charm does not implement (also in docs/switch-from-classic.md) --------------
-NOT_SUPPORTED_ENDPOINTS: dict[str, str] = {
-    "nrpe-external-master": "NRPE checks are not implemented; remove the nrpe relation "
-    "before switching (Juju refuses to refresh onto a charm missing an endpoint in use)",
-}
+NOT_SUPPORTED_ENDPOINTS: dict[str, str] = {}
 NOT_SUPPORTED_RESOURCES: dict[str, str] = {
     "policyd-override": "policy.d overrides are not implemented",
 }
@@ -150,8 +147,6 @@ NOT_SUPPORTED_OPTIONS: dict[str, str] = {
     "cinder-state-transition-timeout": "the Cinder image store is not implemented",
     "restrict-image-location-operations": "location-operation policy overrides are not "
     "implemented",
-    "nagios_context": "no nrpe-external-master endpoint (NRPE checks not implemented)",
-    "nagios_servicegroups": "no nrpe-external-master endpoint (NRPE checks not implemented)",
     "use-policyd-override": "policy.d overrides (resource policyd-override) are not implemented",
     "image-conversion": "the image-conversion import plugin is not enabled",
     "custom-import-properties": "image import plugins are not configured",

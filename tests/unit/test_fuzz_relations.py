@@ -53,6 +53,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glance_charm.domain import stores
+from glance_charm.reconcile import reconciler
 from glance_charm.relations import ha as ha_relation
 from tests.fixtures import load
 from tests.unit.conftest import GLANCE_VERSION, GlanceHarness
@@ -116,6 +117,10 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
     ("ha", ops.BlockedStatus,
      r"\d+ units need a virtual IP: set vip and relate hacluster \(or enable dns-ha\)"),
     ("ha", ops.WaitingStatus, "Waiting for hacluster to report clustered"),
+    ("ha", ops.BlockedStatus, re.escape(ha_relation.DNS_HA_WITHOUT_HOSTNAME)),
+    ("nrpe", ops.BlockedStatus,
+     r"nrpe-external-master: invalid (?:nagios_hostname|nagios_host_context)"),
+    ("database", ops.WaitingStatus, re.escape(reconciler.DB_NOT_GRANTED)),
     ("paused", ops.MaintenanceStatus,
      re.escape("Paused. Use 'resume' action to resume normal service.")),
     ("busy", ops.MaintenanceStatus,
@@ -1177,6 +1182,54 @@ def run_amqp(gh: GlanceHarness, cfg: settings) -> None:
     prop()
 
 
+# ---- nrpe-external-master -------------------------------------------------------------------
+def run_nrpe(gh: GlanceHarness, cfg: settings) -> None:
+    """The nrpe charm sends nagios_hostname, nagios_host_context (charm-nrpe nrpe_helpers.py).
+
+    Whatever it sends: a documented status; a bad name blocks and leaves the checks written
+    for the last good name in place; a good name reaches every nagios service export.
+    """
+    relate(gh, "shared-db_mysql-router", "identity-service_keystone")
+    (gh.root / "etc/nagios/nrpe.d").mkdir(parents=True, exist_ok=True)
+    (gh.root / "var/lib/nagios/export").mkdir(parents=True, exist_ok=True)
+    harness = gh.harness
+    rel = harness.add_relation("nrpe-external-master", "nrpe")
+    harness.add_relation_unit(rel, "nrpe/0")
+    assert classify(gh.status()) == "ready"
+    nagios_name = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.@-]{0,20}\Z")
+    keys = ("nagios_hostname", "nagios_host_context")
+    sent = st.fixed_dictionaries({}, optional=dict.fromkeys(keys, junk_text | nagios_name))
+
+    def exports() -> dict[str, str]:
+        return {path.name: path.read_text()
+                for path in sorted((gh.root / "var/lib/nagios/export").glob("*"))}
+
+    @cfg
+    @given(sent)
+    def prop(bag: dict[str, str]) -> None:
+        STATS[("nrpe", "examples")] += 1
+        before = exports()
+        old = harness.get_relation_data(rel, "nrpe/0")
+        harness.update_relation_data(rel, "nrpe/0", {**dict.fromkeys(old, ""), **bag})
+        status = gh.status()
+        kind = classify(status)
+        STATS[("nrpe", f"status {kind}")] += 1
+        used = {key: value for key in keys if (value := clean(bag.get(key)))}
+        valid = all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,252}", value)
+                    for value in used.values())
+        if not valid:
+            assert kind == "nrpe", (bag, status)
+            assert exports() == before
+            return
+        assert kind == "ready", (bag, status)
+        hostname = used.get("nagios_hostname", "juju-glance-0")
+        assert exports(), "no nagios service exported"
+        for text in exports().values():
+            assert f"host_name                       {hostname}\n" in text
+
+    prop()
+
+
 # ---- config ---------------------------------------------------------------------------------
 OPTIONS: dict[str, dict[str, Any]] = yaml.safe_load((ROOT / "config.yaml").read_text())["options"]
 PEM = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
@@ -1281,6 +1334,7 @@ RUNNERS: dict[str, Callable[[GlanceHarness, settings], None]] = {
     "object-store": run_object_store,
     "ha": run_ha,
     "amqp": run_amqp,
+    "nrpe-external-master": run_nrpe,
     "config": run_config,
 }
 ADAPTER = {"ceph": "ceph", "object-store": "object_store", "ha": "ha", "amqp": "amqp"}

@@ -24,6 +24,7 @@ from glance_charm.domain.exceptions import InvalidConfigError
 from glance_charm.domain.models import is_hostname, wrap_secrets
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
+_NAGIOS_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$"
 _FORMAT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIZE = re.compile(r"^\s*(?P<num>\d+)\s*(?P<unit>[KMGTPE]?)B?\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
@@ -173,6 +174,18 @@ class GlanceConfig(BaseModel):
     os_internal_network: str | None = Field(None, alias="os-internal-network")
     os_admin_network: str | None = Field(None, alias="os-admin-network")
     prefer_ipv6: bool = Field(False, alias="prefer-ipv6")
+    # nrpe-external-master: part of the nagios host name and of file names, so no spaces,
+    # slashes or characters nagios refuses in object names.
+    nagios_context: str = Field("juju", alias="nagios_context", pattern=_NAGIOS_NAME)
+    nagios_servicegroups: str = Field("", alias="nagios_servicegroups")
+
+    @field_validator("nagios_servicegroups")
+    @classmethod
+    def _servicegroups(cls, value: str) -> str:
+        groups = [group.strip() for group in value.split(",") if group.strip()]
+        if any(not re.match(_NAGIOS_NAME, group) for group in groups):
+            raise ValueError("must be a comma-separated list of nagios service group names")
+        return ",".join(groups)
 
     @model_validator(mode="before")
     @classmethod

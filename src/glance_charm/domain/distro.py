@@ -31,6 +31,15 @@ SYSTEMD_CGROUP = "/sys/fs/cgroup/system.slice/{name}.service/cgroup.procs"
 # core/host.py service_pause/service_resume look at the same two places).
 INIT_D_DIR = "/etc/init.d"  # SysV scripts: `update-rc.d NAME disable|enable`
 UPSTART_DIR = "/etc/init"  # upstart jobs: NAME.override holding "manual" keeps it down
+# The classic charm's TLS frontend (charmhelpers contrib/openstack/context.py ApacheSSLContext,
+# site template templates/openstack_https_frontend.conf): apache2 on 9282 in front of glance-api,
+# its certificates under /etc/apache2/ssl/<service_namespace>/ (namespace "glance").
+APACHE_SERVICE = "apache2"
+APACHE_CONFDIR = "/etc/apache2"  # a2dissite reads APACHE_CONFDIR / APACHE_STATE_DIRECTORY
+APACHE_STATE_DIR = "/var/lib/apache2"
+A2DISSITE = "a2dissite"
+CLASSIC_HTTPS_SITE = "openstack_https_frontend"
+CLASSIC_HTTPS_SSL_DIR = "/etc/apache2/ssl/glance"
 # The package `juju status` shows the version of (the classic charm's VERSION_PACKAGE).
 VERSION_PACKAGE = "glance-common"
 
@@ -157,22 +166,52 @@ def release_for_version(version: str) -> str:
     return _RELEASES.get(major, "unknown")
 
 
+# Releases in order, oldest first (the values of _RELEASES).
+_ORDER = tuple(_RELEASES[major] for major in sorted(_RELEASES))
+
+
+def _since(release: str, first: str) -> bool:
+    """Whether a known `release` is `first` or later (an unknown release counts as older)."""
+    return release in _ORDER and _ORDER.index(release) >= _ORDER.index(first)
+
+
 @dataclass(frozen=True)
 class ReleaseProfile:
-    """Options whose right value differs between the glance releases the charm meets.
+    """Options whose right value, or whose presence, differs between glance releases.
 
-    Debian 12 ships Zed (25); Ubuntu 24.04 ships Caracal (28) and the Cloud Archive later
-    releases. This is the only place such differences live.
+    Debian 12 ships Zed (25), Debian 13 Epoxy (30); Ubuntu 24.04 ships Caracal (28) and the
+    Cloud Archive later releases. This is the only place such differences live. Facts read
+    from upstream sources (PyPI sdists/wheels of glance 30.0.0, 31.0.0, oslo.policy 4.5.1,
+    4.6.0):
+
+    - `[oslo_policy] enforce_scope`: oslo.policy 4.5 (Epoxy) marks it deprecated for removal
+      ("will be removed in the 2025.2 cycle"), default True; setting it makes every
+      glance-api start log the deprecation. Written (as each release's own default, stated
+      so an upgrade does not silently change the policy model) up to Dalmatian only.
+    - `[oslo_policy] enforce_new_defaults`: not deprecated in 4.6; written on every release
+      (false Zed-Bobcat, true from Caracal: glance's enable-enforce-scope-and-new-defaults
+      release note).
+    - `delayed_delete` (the scrubber): glance/scrubber.py marks it deprecated for removal
+      since 2024.1 (Caracal), default False, which is what the charm wants; written before
+      Caracal only.
+    - `show_multiple_locations`: deprecated for removal since Newton, default False, still
+      gating location display in glance 31's api/v2/images.py; written only when the charm
+      must expose locations (ceph copy-on-write), on every release.
     """
 
     release: str
-    # Caracal moved RBAC to the new defaults with scope checks; Glance's own defaults are
-    # kept, but the charm states them so an upgrade does not silently change policy.
     enforce_new_defaults: bool
-    enforce_scope: bool
+    # None: not written (the release deprecated the option and its default is right).
+    enforce_scope: bool | None
+    write_delayed_delete: bool
 
 
 def release_profile(release: str) -> ReleaseProfile:
-    """Return the option profile for a glance release name."""
-    new_rbac = release not in ("zed", "antelope", "bobcat", "unknown")
-    return ReleaseProfile(release, enforce_new_defaults=new_rbac, enforce_scope=new_rbac)
+    """Return the option profile for a glance release name ("unknown" counts as older)."""
+    new_rbac = _since(release, "caracal")
+    return ReleaseProfile(
+        release,
+        enforce_new_defaults=new_rbac,
+        enforce_scope=None if _since(release, "epoxy") else new_rbac,
+        write_delayed_delete=not _since(release, "caracal"),
+    )

@@ -1,7 +1,8 @@
 """The pacemaker resources glance asks hacluster for: its VIPs and a cloned haproxy.
 
 Reproduces charmhelpers ``contrib.openstack.ha.utils.generate_ha_relation_data``
-for the VIP (non dns-ha) case: same resource names, params and compact JSON.
+for the VIP case (``update_hacluster_vip``) and the DNS HA case
+(``update_hacluster_dns_ha``): same resource names, params and compact JSON.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +22,10 @@ VIP_MONITOR = 'op monitor timeout="20s" interval="10s" depth="0"'
 HAPROXY_PARAMS = (
     'meta migration-threshold="INFINITY" failure-timeout="5s" op monitor interval="5s"'
 )
+DNS_HA_AGENT = "ocf:maas:dns"
+# charmhelpers update_hacluster_dns_ha walks os-{admin,internal,public,access}-hostname in
+# this order; resolve_address names the internal endpoint type "int".
+DNS_HA_ENDPOINT_TYPES = (("admin", "admin"), ("internal", "int"), ("public", "public"))
 
 
 class HaResources(BaseModel):
@@ -113,6 +118,61 @@ def _vip_settings(
     return iface_or_fallback, netmask_or_fallback, fallback
 
 
+def _haproxy_clone(service: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(resource name, resources, resource_params) of the cloned haproxy."""
+    haproxy = f"res_{service}_haproxy"
+    return haproxy, {haproxy: "lsb:haproxy"}, {haproxy: HAPROXY_PARAMS}
+
+
+def build_dns_ha_resources(
+    *,
+    service: str = "glance",
+    hostnames: Mapping[str, tuple[str, str]],
+    delete_resources: Sequence[str] = (),
+) -> HaResources:
+    """Build the DNS HA (``ocf:maas:dns``) and haproxy resources for hacluster.
+
+    As charmhelpers ``update_hacluster_dns_ha``: one ``res_<service>_<type>_hostname``
+    resource per configured ``os-<type>-hostname`` (``internal`` is named ``int``), with
+    params ``fqdn="<hostname>" ip_address="<this unit's address for that type>"``, all in
+    the group ``grp_<service>_hostnames``; no VIP resources and no legacy deletions.
+
+    Args:
+        service: service name used in every resource name.
+        hostnames: endpoint type (``admin``, ``internal``, ``public``) -> (fqdn, address).
+        delete_resources: resources to delete (e.g. VIPs sent before switching to DNS HA).
+
+    Returns:
+        The resources.
+
+    Raises:
+        ValueError: no hostname given, or an unknown endpoint type.
+    """
+    unknown = set(hostnames) - {name for name, _ in DNS_HA_ENDPOINT_TYPES}
+    if unknown:
+        raise ValueError(f"unknown endpoint types {sorted(unknown)}")
+    haproxy, resources, resource_params = _haproxy_clone(service)
+    group: list[str] = []
+    for endpoint_type, short in DNS_HA_ENDPOINT_TYPES:
+        if endpoint_type not in hostnames:
+            continue
+        fqdn, address = hostnames[endpoint_type]
+        name = f"res_{service}_{short}_hostname"
+        resources[name] = DNS_HA_AGENT
+        resource_params[name] = f'params fqdn="{fqdn}" ip_address="{address}"'
+        group.append(name)
+    if not group:
+        raise ValueError("DNS HA needs at least one os-*-hostname")
+    return HaResources(
+        resources=resources,
+        resource_params=resource_params,
+        init_services={haproxy: "haproxy"},
+        clones={f"cl_{service}_haproxy": haproxy},
+        groups={f"grp_{service}_hostnames": " ".join(group)},
+        delete_resources=list(delete_resources),
+    )
+
+
 def build_ha_resources(
     *,
     service: str = "glance",
@@ -143,9 +203,7 @@ def build_ha_resources(
         raise ValueError("at least one VIP is needed for hacluster")
     ipv6_flags = [_is_ipv6(vip) for vip in vips]
 
-    haproxy = f"res_{service}_haproxy"
-    resources = {haproxy: "lsb:haproxy"}
-    resource_params = {haproxy: HAPROXY_PARAMS}
+    haproxy, resources, resource_params = _haproxy_clone(service)
     to_delete = list(delete_resources)
     legacy_names: list[str] = []
     vip_group: list[str] = []

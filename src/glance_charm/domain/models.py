@@ -122,6 +122,9 @@ class DatabaseInfo(Frozen):
     password: SecretStr
     name: str = Field(min_length=1, max_length=64)
     ssl_ca: str | None = None
+    granted: bool = Field(default=True, description=(
+        "the provider lists this unit in allowed_units (shared-db), or keeps no such list"
+        " for the endpoint (database, db); the leader migrates only when granted"))
 
     _check_text = field_validator("host", "user", "name")(_no_controls)
 

@@ -7,6 +7,7 @@ errors (GlanceCharmError) are what collect-status turns into the unit's status.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from glance_charm.domain.exceptions import (
     WaitingError,
     WorkloadError,
 )
+from glance_charm.domain.ports import BACKEND_PORT, FRONTEND_PORT
 from glance_charm.domain.stores import CephPool, ceph_request
 from glance_charm.reconcile.frontend import Frontend
 from glance_charm.reconcile.rolling_restart import rolling_restart
@@ -31,16 +33,34 @@ from glance_charm.relations import (
     identity,
     image_service,
     mysql_client,
+    nrpe,
     peers,
     shared_db,
 )
-from glance_charm.state.context import GlanceContext, Remembered, store_relations
-from glance_charm.state.network import bind_address, endpoint_urls
+from glance_charm.state.context import (
+    GlanceContext,
+    Remembered,
+    lacks_shared_store,
+    store_relations,
+)
+from glance_charm.state.network import (
+    address_in_network,
+    bind_address,
+    dns_ha_hostnames,
+    endpoint_urls,
+    frontend_addresses,
+    listen_address,
+)
+from glance_charm.workload.classic_frontend import ClassicFrontend
 from glance_charm.workload.glance import GlanceWorkload
 from glance_charm.workload.haproxy import HaproxyWorkload
+from glance_charm.workload.nrpe import NrpeWorkload, glance_checks, monitors
+from glance_charm.workload.service import ServiceError
 from glance_charm.workload.tls import TLSWorkload
 
 logger = logging.getLogger(__name__)
+
+DB_NOT_GRANTED = "Waiting for the database to grant this unit access (allowed_units)"
 
 
 class Reconciler:
@@ -61,6 +81,8 @@ class Reconciler:
         self._workload = workload
         self._haproxy = haproxy
         self.frontend = Frontend(charm, stored, haproxy, tls)
+        self.nrpe = NrpeWorkload(paths=workload.paths, services=workload.services)
+        self.classic_frontend = ClassicFrontend(paths=workload.paths, services=workload.services)
         self.applied = False  # the last run wrote and applied a complete context
 
     # ---- the one path ---------------------------------------------------------------------
@@ -78,6 +100,7 @@ class Reconciler:
         self.applied = False
         config = self.config()
         version = self._ensure_installed(config)
+        self._retire_classic_frontend()
         upgraded: str | None = None
         if self.origin_changed(config) and (upgrade_now or not config.action_managed_upgrade):
             version = upgraded = self._upgrade(config)
@@ -89,12 +112,13 @@ class Reconciler:
         self._publish_requests(config)
         if frontend_problem is not None:
             raise frontend_problem
+        nrpe_problem = self._configure_nrpe(config)
         self._ensure_store_packages()
         try:
             ctx = GlanceContext.from_charm(self._charm, config, self.remembered(),
                                            tls=self._stored.tls_active)
         except (RelationNotReadyError, BlockedError, WaitingError):
-            self._publish_ready(None)
+            self._withdraw_ready_unless_serving()
             raise
         self._apply(ctx, version, restart=upgraded is not None)
         self._remember_ceph_pool(ctx)
@@ -104,6 +128,8 @@ class Reconciler:
         ctx.check_storage()
         if self.frontend.problem is not None:  # served meanwhile: plain HTTP or the last cert
             raise self.frontend.problem
+        if nrpe_problem is not None:
+            raise nrpe_problem
         return upgraded
 
     def config(self) -> GlanceConfig:
@@ -158,7 +184,11 @@ class Reconciler:
         charm = self._charm
         model, unit, app, leader = charm.model, charm.unit, charm.app, charm.unit.is_leader()
         if relation := model.get_relation(shared_db.ENDPOINT):
-            hostname = bind_address(charm, shared_db.ENDPOINT) or ""
+            # percona-cluster's access-network: the address there, or it ignores the request
+            hostname = address_in_network(
+                charm, shared_db.access_network(relation), shared_db.ENDPOINT,
+                bind_address(charm, shared_db.ENDPOINT),
+            ) or ""
             shared_db.publish_request(
                 relation, unit, config.database, config.database_user, hostname
             )
@@ -171,15 +201,84 @@ class Reconciler:
             peers.publish_address(relation, unit, bind_address(charm, peers.ENDPOINT))
         if relation := model.get_relation(ceph.ENDPOINT):
             ceph.publish_request(relation, unit, app.name, ceph_request(config, app.name))
-        if (relation := model.get_relation(ha.ENDPOINT)) and config.vip:
+        if (relation := model.get_relation(ha.ENDPOINT)) and config.dns_ha:
+            if hostnames := dns_ha_hostnames(charm, config):
+                ha.publish(relation, unit, ha.desired_dns_ha_data(relation, unit, hostnames))
+        elif relation and config.vip:
             data = ha.desired_data(relation, unit, config.vip, config.vip_iface,
                                    config.vip_cidr, nic_for=ha.local_nic_for)
             ha.publish(relation, unit, data)
         if relation := model.get_relation(identity.ENDPOINT):
+            # Keystone registers whatever URLs it sees: none while a scaled-out (or VIP)
+            # glance has only local disk, whose images would 404/503 on the other units.
             identity.publish_endpoints(
                 relation, unit, app if leader else None, config.region,
-                endpoint_urls(charm, config, scheme=self.frontend.scheme),
+                None if lacks_shared_store(charm)
+                else endpoint_urls(charm, config, scheme=self.frontend.scheme),
             )
+
+    def _configure_nrpe(self, config: GlanceConfig) -> GlanceCharmError | None:
+        """Write the NRPE checks and send `monitors` (classic `update_nrpe_config`).
+
+        Needs only config and the subordinate's data, so the checks are in place (and
+        report CRITICAL) while glance still waits for its relations. Without the relation
+        the charm's check files are removed. Returns the problem to show once the rest of
+        the reconcile is done (bad data from the subordinate, nrpe failing to restart).
+        """
+        charm = self._charm
+        relation = charm.model.get_relation(nrpe.ENDPOINT)
+        if relation is None:
+            self.nrpe.ensure((), "", "", restart=False)
+            return None
+        try:
+            hostname = nrpe.nagios_hostname(relation, config.nagios_context, charm.unit)
+            unit_name = nrpe.nagios_unit_name(relation, charm.unit)
+        except nrpe.InvalidNrpeDataError as err:
+            return BlockedError(str(err))
+        frontends = frontend_addresses(charm, config)
+        checks = glance_checks(
+            unit_name, backend=(listen_address(charm, peers.ENDPOINT, config), BACKEND_PORT),
+            frontend=(frontends[0] if frontends else None, FRONTEND_PORT),
+            tls=bool(self._stored.tls_active), ipv6=config.prefer_ipv6,
+        )
+        try:  # classic: no nrpe restart on update-status (nagios would see every check flap)
+            self.nrpe.ensure(checks, hostname,
+                             config.nagios_servicegroups or config.nagios_context,
+                             restart=os.environ.get("JUJU_HOOK_NAME") != "update-status")
+        except ServiceError as err:
+            return WorkloadError(f"nagios-nrpe-server restart failed: {err}")
+        nrpe.publish(relation, charm.unit, monitors(checks))
+        return None
+
+    def _retire_classic_frontend(self) -> None:
+        """After a switch from the classic charm: its apache2 site off 9282 before glance-api.
+
+        Raises:
+            WorkloadError: the site could not be disabled (glance-api is not restarted onto
+                the port apache2 may still hold; the next hook retries).
+        """
+        try:
+            self.classic_frontend.retire()
+        except ServiceError as err:
+            raise WorkloadError(f"classic apache2 frontend still enabled: {err}") from None
+
+    def withdraw_image_service(self) -> None:
+        """Tell nova glance is not serving (`glance-api-ready: no`, no URL): e.g. paused."""
+        self._publish_ready(None)
+
+    def _withdraw_ready_unless_serving(self) -> None:
+        """Withdraw `glance-api-server` only when glance-api does not serve at all.
+
+        nova-cloud-controller and nova-compute read nothing but `glance-api-server`
+        (openstack/charm-nova-cloud-controller hooks/nova_cc_context.py ImageServiceContext,
+        openstack/charm-nova-compute hooks/nova_compute_context.py): withdrawing it on a
+        transient problem (a keystone bag briefly incomplete, a new peer) rewrites nova's
+        config on every compute node. While glance-api runs its last good config the URL
+        stays, as the classic charm's image_service_joined leaves it.
+        """
+        if self._workload.is_running() and self._workload.paths.api_conf.exists():
+            return
+        self._publish_ready(None)
 
     def _publish_ready(self, ctx: GlanceContext | None) -> None:
         relations = self._charm.model.relations.get(image_service.ENDPOINT, [])
@@ -192,15 +291,19 @@ class Reconciler:
         """Raise what keeps a scaled-out or VIP-fronted deployment from being complete."""
         model = self._charm.model
         relation = model.get_relation(ha.ENDPOINT)
-        if problem := ha.missing_vip_problem(relation is not None, config.vip):
+        if problem := ha.dns_ha_problem(config.dns_ha, (
+            config.os_public_hostname, config.os_internal_hostname, config.os_admin_hostname,
+        )):
+            raise BlockedError(problem)
+        if problem := ha.missing_vip_problem(relation is not None, config.vip, config.dns_ha):
             raise BlockedError(problem)
         peer = model.get_relation(peers.ENDPOINT)
         units = max(len(peer.units) + 1 if peer else 1, self._charm.app.planned_units())
         if problem := ha.peer_units_without_vip_problem(units, config.vip, config.dns_ha):
             raise BlockedError(problem)
-        if config.vip and relation is None:
+        if (config.vip or config.dns_ha) and relation is None:
             raise RelationNotReadyError(missing={"ha"}, incomplete=set())
-        if config.vip and not ha.is_clustered(relation):
+        if (config.vip or config.dns_ha) and not ha.is_clustered(relation):
             raise WaitingError("Waiting for hacluster to report clustered")
 
     # ---- what earlier hooks recorded ------------------------------------------------------
@@ -249,6 +352,8 @@ class Reconciler:
         record = peers.db_sync_record(relation, app)
         if self._charm.unit.is_leader():
             if record != {"database": database, "version": version}:
+                if not ctx.database.granted:  # classic db_changed: only when allowed
+                    raise WaitingError(DB_NOT_GRANTED)
                 self._workload.db_sync()
                 peers.record_db_sync(relation, app, version, database)
         elif record is None or record.get("database") != database:

@@ -11,7 +11,12 @@ from typing import Any
 
 import ops
 
-from glance_charm.domain.ha_resources import NicLookup, build_ha_resources, vip_resource_names
+from glance_charm.domain.ha_resources import (
+    NicLookup,
+    build_dns_ha_resources,
+    build_ha_resources,
+    vip_resource_names,
+)
 from glance_charm.relations.common import clean, remote_bags, update_bag
 
 logger = logging.getLogger(__name__)
@@ -19,6 +24,9 @@ logger = logging.getLogger(__name__)
 ENDPOINT = "ha"
 SERVICE = "glance"
 MISSING_VIP = "Missing required configuration: vip"
+DNS_HA_WITHOUT_HOSTNAME = (
+    "dns-ha needs os-public-hostname, os-internal-hostname or os-admin-hostname"
+)
 VIP_AGENTS = ("ocf:heartbeat:IPaddr2", "ocf:heartbeat:IPv6addr")
 TRUTHY = frozenset({"yes", "y", "true", "on", "1"})
 
@@ -162,6 +170,46 @@ def desired_data(
     )
 
 
+def dns_ha_relation_data(
+    hostnames: Mapping[str, tuple[str, str]], *, previous: Iterable[str] = ()
+) -> dict[str, str]:
+    """Compute the hacluster data for DNS HA (config ``dns-ha``).
+
+    Every VIP resource sent before (``previous``) is listed in ``json_delete_resources``,
+    so switching from a VIP to DNS HA leaves no VIP running.
+
+    Args:
+        hostnames: endpoint type -> (``os-<type>-hostname``, this unit's address for it).
+        previous: resource names read back with sent_vip_resources.
+
+    Returns:
+        ``json_*`` keys, identical to charmhelpers ``generate_ha_relation_data('glance')``
+        with ``dns-ha`` set (``update_hacluster_dns_ha``).
+
+    Raises:
+        ValueError: no hostname.
+    """
+    return build_dns_ha_resources(
+        service=SERVICE, hostnames=hostnames, delete_resources=sorted(set(previous))
+    ).to_relation_data()
+
+
+def desired_dns_ha_data(
+    relation: ops.Relation, unit: ops.Unit, hostnames: Mapping[str, tuple[str, str]]
+) -> dict[str, str]:
+    """dns_ha_relation_data() with the previously sent VIP resources from this unit's bag.
+
+    Args:
+        relation: the ``ha`` relation.
+        unit: this unit.
+        hostnames: endpoint type -> (fqdn, address); see dns_ha_relation_data.
+
+    Returns:
+        The data to publish.
+    """
+    return dns_ha_relation_data(hostnames, previous=sent_vip_resources(relation, unit))
+
+
 def publish(relation: ops.Relation, unit: ops.Unit, data: Mapping[str, str]) -> bool:
     """Set the hacluster keys in this unit's bag; keys glance owns but `data` lacks go.
 
@@ -181,17 +229,36 @@ def publish(relation: ops.Relation, unit: ops.Unit, data: Mapping[str, str]) -> 
 
 
 # ---- problems the charm turns into status -------------------------------------------------
-def missing_vip_problem(ha_related: bool, vips: Sequence[str]) -> str | None:
-    """Blocked message when hacluster is related but no VIP is configured.
+def missing_vip_problem(
+    ha_related: bool, vips: Sequence[str], dns_ha: bool = False
+) -> str | None:
+    """Blocked message when hacluster is related but neither a VIP nor DNS HA is set.
 
     Args:
         ha_related: whether the ``ha`` relation exists.
         vips: config ``vip`` split on whitespace.
+        dns_ha: config ``dns-ha`` (DNS HA needs no VIP).
 
     Returns:
         ``Missing required configuration: vip``, or None when fine.
     """
-    return MISSING_VIP if ha_related and not vips else None
+    return MISSING_VIP if ha_related and not vips and not dns_ha else None
+
+
+def dns_ha_problem(dns_ha: bool, hostnames: Iterable[str | None]) -> str | None:
+    """Blocked message when ``dns-ha`` is set without any ``os-*-hostname``.
+
+    charmhelpers ``update_hacluster_dns_ha`` sets Blocked ("Hostname group has no
+    members") in that case; the message here names the options to set.
+
+    Args:
+        dns_ha: config ``dns-ha``.
+        hostnames: config ``os-public/internal/admin-hostname``.
+
+    Returns:
+        The message, or None when fine.
+    """
+    return DNS_HA_WITHOUT_HOSTNAME if dns_ha and not any(hostnames) else None
 
 
 def peer_units_without_vip_problem(n_units: int, vips: Sequence[str], dns_ha: bool) -> str | None:
@@ -243,12 +310,15 @@ def endpoint_host(
     clustered: bool,
     networks: Iterable[str],
     unit_address: str | None,
+    dns_ha: bool = False,
 ) -> str | None:
     """The host part of an endpoint URL, or None while it must not be published yet.
 
     ``os-*-hostname`` wins. With a VIP configured the VIP is used, but only once hacluster
     reports ``clustered``: before that None is returned and nothing must be published,
-    never the unit's own address (LP#1544959). Without a VIP, the unit address.
+    never the unit's own address (LP#1544959). Without a VIP, the unit address. With
+    DNS HA nothing is published before ``clustered`` either: the hostnames resolve only
+    once hacluster's ocf:maas:dns resources have registered them.
 
     Args:
         override: config ``os-<type>-hostname``.
@@ -256,10 +326,13 @@ def endpoint_host(
         clustered: is_clustered() of the ``ha`` relation.
         networks: CIDRs of the endpoint's network (see select_vip).
         unit_address: this unit's address on that binding.
+        dns_ha: config ``dns-ha``.
 
     Returns:
         Host name or address (IPv6 not bracketed), or None.
     """
+    if dns_ha and not clustered:
+        return None
     if override:
         return override
     if vips:

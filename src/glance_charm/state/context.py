@@ -167,6 +167,14 @@ def scaled_out(charm: ops.CharmBase) -> bool:
     return bool(peer and peer.units) or charm.model.get_relation(ha.ENDPOINT) is not None
 
 
+def lacks_shared_store(charm: ops.CharmBase) -> bool:
+    """Scaled out or under hacluster with neither ceph nor swift related (Blocked: local disk).
+
+    Images uploaded through a VIP would land on one unit's disk and 404 on the others.
+    """
+    return scaled_out(charm) and not store_relations(charm)
+
+
 def active_database_endpoints(charm: ops.CharmBase) -> list[str]:
     """Names of the database endpoints that have a relation."""
     return [name for name in DATABASE_ENDPOINTS if charm.model.relations.get(name)]
@@ -193,6 +201,11 @@ def read_messaging(charm: ops.CharmBase, config: GlanceConfig) -> MessagingInfo 
     return amqp.read(relation, config.rabbit_user, config.rabbit_vhost) if relation else None
 
 
+# charmhelpers contrib/openstack/context.py DEFAULT_MULTIPLIER, MAX_DEFAULT_WORKERS
+DEFAULT_WORKER_MULTIPLIER = 2.0
+MAX_DEFAULT_WORKERS = 4
+
+
 def read_identity(charm: ops.CharmBase) -> IdentityCredentials | None:
     """Read glance's service credentials from the identity-service relation."""
     relation = charm.model.get_relation(identity.ENDPOINT)
@@ -200,8 +213,13 @@ def read_identity(charm: ops.CharmBase) -> IdentityCredentials | None:
 
 
 def worker_count(multiplier: float | None, cpus: int | None = None) -> int:
-    """Workers as the classic charms size them: cpus x multiplier (2 when unset), at least 1."""
+    """glance-api workers as the classic charm sizes them.
+
+    openstack/charm-glance charmhelpers/contrib/openstack/context.py `_calculate_workers`
+    (WorkerConfigContext): cpus x multiplier (2 when unset), at least 1, and with
+    `worker-multiplier` unset at most MAX_DEFAULT_WORKERS (4, LP#1665270) so a large host
+    or a container that sees every host CPU does not start hundreds of workers.
+    """
     cpus = cpus or os.cpu_count() or 1
-    if multiplier is None:
-        multiplier = 2.0
-    return max(1, int(cpus * multiplier))
+    count = max(1, int(cpus * (DEFAULT_WORKER_MULTIPLIER if multiplier is None else multiplier)))
+    return min(count, MAX_DEFAULT_WORKERS) if multiplier is None else count

@@ -17,6 +17,7 @@ import pytest
 
 from glance_charm.domain.ha_resources import (
     HaResources,
+    build_dns_ha_resources,
     build_ha_resources,
     vip_resource_name,
     vip_resource_names,
@@ -271,3 +272,104 @@ def test_identical_to_classic_bundled_charmhelpers(tmp_path: Path) -> None:
     assert set(classic) == set(CASES)
     for case_id, case in CASES.items():
         assert ours(case) == classic[case_id], case_id
+
+
+# --- DNS HA (charmhelpers update_hacluster_dns_ha) ---------------------------------
+
+DNS_CASES: dict[str, dict[str, tuple[str, str]]] = {
+    "public-only": {"public": ("glance.example.com", "10.5.0.10")},
+    "all-three": {
+        "admin": ("glance-admin.example.com", "10.7.0.10"),
+        "internal": ("glance-int.example.com", "10.6.0.10"),
+        "public": ("glance.example.com", "10.5.0.10"),
+    },
+    "internal-and-admin": {
+        "internal": ("glance-int.example.com", "10.6.0.10"),
+        "admin": ("glance-admin.example.com", "10.6.0.10"),
+    },
+    "ipv6-address": {"public": ("glance.example.com", "2001:db8::10")},
+}
+
+
+def charmhelpers_dns_ha_data(
+    monkeypatch: pytest.MonkeyPatch,
+    hostnames: dict[str, tuple[str, str]],
+    delete_resources: tuple[str, ...] = (),
+) -> dict[str, str]:
+    """generate_ha_relation_data('glance') with dns-ha set, as the classic charm calls it.
+
+    Follows charmhelpers contrib/openstack/ha/utils.py generate_ha_relation_data and
+    update_hacluster_dns_ha; resolve_address(endpoint_type, override=False) answers the
+    unit's address for each endpoint type (charmhelpers names internal "int").
+    """
+    ch = charmhelpers_shim.load_charmhelpers()
+    ha_utils = ch["charmhelpers.contrib.openstack.ha.utils"]
+    config = Case(None).config()
+    config["dns-ha"] = True
+    for name, (fqdn, _) in hostnames.items():
+        config[f"os-{name}-hostname"] = fqdn
+    charmhelpers_shim.patch_hookenv(monkeypatch, config)
+    addresses = {
+        {"internal": "int"}.get(name, name): address for name, (_, address) in hostnames.items()
+    }
+
+    def resolve_address(endpoint_type: str, override: bool = True) -> str:
+        assert override is False
+        return addresses[endpoint_type]
+
+    monkeypatch.setattr(ha_utils, "resolve_address", resolve_address)
+    monkeypatch.setattr(ha_utils, "lsb_release", lambda: {"DISTRIB_RELEASE": "22.04"})
+    extra = {"delete_resources": list(delete_resources)} if delete_resources else None
+    return dict(ha_utils.generate_ha_relation_data("glance", extra_settings=extra))
+
+
+@pytest.mark.parametrize("case_id", list(DNS_CASES))
+def test_dns_ha_equals_charmhelpers(monkeypatch: pytest.MonkeyPatch, case_id: str) -> None:
+    """ocf:maas:dns resources + grp_glance_hostnames, byte-identical to charmhelpers."""
+    hostnames = DNS_CASES[case_id]
+    expected = charmhelpers_dns_ha_data(monkeypatch, hostnames)
+    actual = build_dns_ha_resources(hostnames=hostnames).to_relation_data()
+    assert actual == expected
+    groups = json.loads(actual["json_groups"])
+    assert list(groups) == ["grp_glance_hostnames"]
+    assert "json_delete_resources" not in actual  # no VIP handling in the dns-ha path
+
+
+def test_dns_ha_resources_in_detail() -> None:
+    resources = build_dns_ha_resources(hostnames=DNS_CASES["all-three"])
+    assert resources.resources == {
+        "res_glance_haproxy": "lsb:haproxy",
+        "res_glance_admin_hostname": "ocf:maas:dns",
+        "res_glance_int_hostname": "ocf:maas:dns",
+        "res_glance_public_hostname": "ocf:maas:dns",
+    }
+    assert resources.resource_params["res_glance_int_hostname"] == (
+        'params fqdn="glance-int.example.com" ip_address="10.6.0.10"'
+    )
+    # charmhelpers order: admin, internal, public
+    assert resources.groups == {
+        "grp_glance_hostnames": (
+            "res_glance_admin_hostname res_glance_int_hostname res_glance_public_hostname"
+        )
+    }
+    assert resources.clones == {"cl_glance_haproxy": "res_glance_haproxy"}
+
+
+def test_dns_ha_with_deletions_equals_charmhelpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    old = (vip_resource_name("glance", V4),)
+    hostnames = DNS_CASES["public-only"]
+    actual = build_dns_ha_resources(hostnames=hostnames, delete_resources=old)
+    assert actual.to_relation_data() == charmhelpers_dns_ha_data(monkeypatch, hostnames, old)
+    assert actual.delete_resources == list(old)
+
+
+def test_dns_ha_without_hostname_is_refused_like_charmhelpers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ValueError, match="os-\\*-hostname"):
+        build_dns_ha_resources(hostnames={})
+    with pytest.raises(ValueError, match="unknown endpoint types"):
+        build_dns_ha_resources(hostnames={"access": ("a.example.com", "10.5.0.1")})
+    ha_utils = charmhelpers_shim.load_charmhelpers()["charmhelpers.contrib.openstack.ha.utils"]
+    with pytest.raises(ha_utils.DNSHAException):
+        charmhelpers_dns_ha_data(monkeypatch, {})

@@ -141,3 +141,93 @@ def test_pause_stops_haproxy_too(gh: GlanceHarness) -> None:
     assert "haproxy" not in gh.services.running
     gh.harness.run_action("resume")
     assert "haproxy" in gh.services.running
+
+
+# ---- DNS HA (issue 13 item 2) -------------------------------------------------------------
+PUBLIC_FQDN = "glance.example.com"
+INTERNAL_FQDN = "glance-int.example.com"
+
+
+def test_dns_ha_sends_maas_dns_resources_and_publishes_hostnames_once_clustered(
+    gh: GlanceHarness,
+) -> None:
+    """dns-ha without vip: ocf:maas:dns resources, hostnames published after clustered.
+
+    Follows charmhelpers contrib/openstack/ha/utils.py generate_ha_relation_data /
+    update_hacluster_dns_ha (as openstack/charm-glance hooks/glance_relations.py
+    ha_relation_joined calls it) and charm-hacluster hooks/hooks.py, which sets
+    clustered=yes once the resources run.
+    """
+    gh.harness.update_config({
+        "dns-ha": True, "os-public-hostname": PUBLIC_FQDN,
+        "os-internal-hostname": INTERNAL_FQDN,
+    })
+    image = gh.add_fixture("image-service_nova-cloud-controller")
+    relate_all(gh)
+    add_peers(gh, 3)
+    assert gh.status() == ops.BlockedStatus("Missing relations: ha")
+    ha_rel = gh.harness.add_relation("ha", "haglance")
+    gh.harness.add_relation_unit(ha_rel, "haglance/0")
+    identity = gh.harness.model.get_relation("identity-service")
+    assert identity is not None
+    bag = gh.harness.get_relation_data(identity.id, "glance/0")
+    assert "public_url" not in bag and "internal_url" not in bag
+    assert gh.harness.get_relation_data(image, "glance/0").get("glance-api-server") is None
+    assert gh.status() == ops.WaitingStatus("Waiting for hacluster to report clustered")
+
+    sent = gh.harness.get_relation_data(ha_rel, "glance/0")
+    resources = json.loads(sent["json_resources"])
+    assert resources == {
+        "res_glance_haproxy": "lsb:haproxy",
+        "res_glance_int_hostname": "ocf:maas:dns",
+        "res_glance_public_hostname": "ocf:maas:dns",
+    }
+    params = json.loads(sent["json_resource_params"])
+    address = gh.harness.model.get_binding("public").network.ingress_address
+    assert params["res_glance_public_hostname"] == (
+        f'params fqdn="{PUBLIC_FQDN}" ip_address="{address}"')
+    assert json.loads(sent["json_groups"]) == {
+        "grp_glance_hostnames": "res_glance_int_hostname res_glance_public_hostname"}
+    assert "json_delete_resources" not in sent
+
+    gh.harness.update_relation_data(ha_rel, "haglance/0", {"clustered": "yes"})
+    bag = gh.harness.get_relation_data(identity.id, "glance/0")
+    assert bag["public_url"] == f"http://{PUBLIC_FQDN}:9292"
+    assert bag["internal_url"] == f"http://{INTERNAL_FQDN}:9292"
+    assert gh.harness.get_relation_data(image, "glance/0")["glance-api-server"] == (
+        f"http://{INTERNAL_FQDN}:9292")
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+
+
+def test_dns_ha_without_hostname_blocks_naming_the_options(gh: GlanceHarness) -> None:
+    """Charmhelpers update_hacluster_dns_ha blocks when no os-*-hostname is set."""
+    gh.harness.update_config({"dns-ha": True})
+    relate_all(gh)
+    ha_rel = gh.add_fixture("ha_hacluster")
+    assert gh.status() == ops.BlockedStatus(
+        "dns-ha needs os-public-hostname, os-internal-hostname or os-admin-hostname")
+    assert "json_resources" not in gh.harness.get_relation_data(ha_rel, "glance/0")
+
+
+def test_switch_from_vip_to_dns_ha_deletes_the_vip(gh: GlanceHarness) -> None:
+    """Going from vip to dns-ha lists the old VIP in delete_resources.
+
+    hacluster hooks.py ha_relation_changed deletes json_delete_resources before configuring.
+    """
+    from glance_charm.domain.ha_resources import vip_resource_name
+
+    gh.harness.update_config({"vip": VIP})
+    relate_all(gh)
+    ha_rel = gh.add_fixture("ha_hacluster")
+    assert vip_resource_name("glance", VIP) in json.loads(
+        gh.harness.get_relation_data(ha_rel, "glance/0")["json_resources"])
+    gh.harness.update_config({"vip": "", "dns-ha": True, "os-public-hostname": PUBLIC_FQDN})
+    sent = gh.harness.get_relation_data(ha_rel, "glance/0")
+    assert vip_resource_name("glance", VIP) not in json.loads(sent["json_resources"])
+    assert vip_resource_name("glance", VIP) in json.loads(sent["json_delete_resources"])
+    assert "grp_glance_vips" not in json.loads(sent["json_groups"])
+    identity = gh.harness.model.get_relation("identity-service")
+    assert identity is not None
+    assert gh.harness.get_relation_data(identity.id, "glance/0")["public_url"] == (
+        f"http://{PUBLIC_FQDN}:9292")
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
