@@ -135,12 +135,7 @@ NOT_SUPPORTED_RESOURCES: dict[str, str] = {
     "policyd-override": "policy.d overrides are not implemented",
 }
 NOT_SUPPORTED_OPTIONS: dict[str, str] = {
-    "verbose": "deprecated by oslo.log; `debug` sets the log level",
-    "use-syslog": "glance-api logs to /var/log/glance only",
-    "audit-middleware": "Keystone audit middleware (pycadf) is not wired into the pipeline",
     "harden": "charmhelpers OS/SSH hardening is not implemented",
-    "api-config-flags": "free-form glance-api.conf overrides are not accepted; the charm owns "
-    "the rendered file",
     "registry-config-flags": "glance-registry was removed upstream (Stein); nothing to configure",
     "cinder-volume-types": "the Cinder image store is not implemented",
     "cinder-http-retries": "the Cinder image store is not implemented",

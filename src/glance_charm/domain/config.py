@@ -19,8 +19,14 @@ from pydantic import (
     model_validator,
 )
 
+from glance_charm.domain.config_flags import (
+    ConfigFlagsError,
+    check_flags,
+    owned_keys,
+    parse_config_flags,
+)
 from glance_charm.domain.distro import archive_for_origin
-from glance_charm.domain.exceptions import InvalidConfigError
+from glance_charm.domain.exceptions import BlockedError, InvalidConfigError
 from glance_charm.domain.models import is_hostname, wrap_secrets
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]+$")
@@ -28,6 +34,7 @@ _NAGIOS_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$"
 _FORMAT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIZE = re.compile(r"^\s*(?P<num>\d+)\s*(?P<unit>[KMGTPE]?)B?\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+OWNED_FLAGS = "api-config-flags sets options the charm owns"
 MAX_IMAGE_SIZE = 9223372036854775808  # glance's own bound for image_size_cap (8 EiB)
 
 
@@ -70,6 +77,12 @@ class GlanceConfig(BaseModel):
     openstack_origin: str = Field("distro", alias="openstack-origin")
     action_managed_upgrade: bool = Field(False, alias="action-managed-upgrade")
     debug: bool = False
+    # oslo.log removed `verbose` (Newton): the classic charm still writes it and glance-api
+    # ignores it. Accepted so bundles keep working; it changes nothing (documented).
+    verbose: bool = False
+    use_syslog: bool = Field(False, alias="use-syslog")
+    audit_middleware: bool = Field(False, alias="audit-middleware")
+    api_config_flags: tuple[tuple[str, str], ...] = Field((), alias="api-config-flags")
     region: str = Field("RegionOne", pattern=r"^[A-Za-z0-9_.-]{1,255}$")
     worker_multiplier: float | None = Field(None, alias="worker-multiplier", ge=0, le=64)
     hashing_algorithm: Literal["sha256", "sha384", "sha512", "sha3_256", "sha3_384",
@@ -195,6 +208,16 @@ class GlanceConfig(BaseModel):
             data = {k: v for k, v in data.items() if not (isinstance(v, str) and not v.strip())}
         return wrap_secrets(cls, data)  # ssl_key: never an error's input
 
+    @field_validator("api_config_flags", mode="before")
+    @classmethod
+    def _config_flags(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return check_flags(parse_config_flags(value))
+        except ConfigFlagsError as err:
+            raise ValueError(str(err)) from None
+
     @field_validator("openstack_origin")
     @classmethod
     def _origin(cls, value: str) -> str:
@@ -276,11 +299,19 @@ class GlanceConfig(BaseModel):
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> GlanceConfig:
-        """Validate raw config; raise InvalidConfigError naming every bad option."""
+        """Validate raw config; raise InvalidConfigError naming every bad option.
+
+        Raises:
+            InvalidConfigError: options with invalid values, each named.
+            BlockedError: `api-config-flags` sets [DEFAULT] options the charm renders itself.
+        """
         try:
-            return cls.model_validate(dict(raw))
+            config = cls.model_validate(dict(raw))
         except ValidationError as err:
             raise InvalidConfigError(_bad_options(err)) from None
+        if owned := owned_keys(key for key, _ in config.api_config_flags):
+            raise BlockedError(f"{OWNED_FLAGS}: {', '.join(owned)}")
+        return config
 
     def pem(self, option: Literal["ssl_cert", "ssl_key", "ssl_ca"]) -> str | None:
         """Decoded PEM text of one of the ssl_* options."""

@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 DB_CA_PATH = "/etc/glance/db-client.ca"
 RABBIT_CA_PATH = "/etc/glance/rabbit-client-ca.pem"
+# audit-middleware: the classic charm's paste pipeline and CADF map (GLANCE_API_PASTE,
+# GLANCE_AUDIT_MAP in openstack/charm-glance hooks/glance_utils.py)
+PASTE_PATH = "/etc/glance/api-paste.ini"
+AUDIT_MAP_PATH = "/etc/glance/api_audit_map.conf"
 
 
 def _apt() -> ModuleType:
@@ -40,6 +44,16 @@ class GlancePaths(files.RootedPaths):
     def api_conf(self) -> Path:
         """glance-api.conf."""
         return self("/etc/glance/glance-api.conf")
+
+    @property
+    def paste(self) -> Path:
+        """The paste pipeline with the keystonemiddleware audit filter (audit-middleware)."""
+        return self(PASTE_PATH)
+
+    @property
+    def audit_map(self) -> Path:
+        """Keystonemiddleware's CADF map of glance's API paths (audit-middleware)."""
+        return self(AUDIT_MAP_PATH)
 
     @property
     def db_ca(self) -> Path:
@@ -182,8 +196,16 @@ class GlanceWorkload:
             staging_dir="/var/lib/glance/staging/",
             tasks_dir="/var/lib/glance/tasks_work_dir/",
             rabbit_ca_path=RABBIT_CA_PATH,
+            paste_path=PASTE_PATH,
         )
         specs = [self._spec(self.paths.api_conf, conf.encode())]
+        if ctx.config.audit_middleware:
+            paste = render_template("api-paste.ini.j2", audit_map_path=AUDIT_MAP_PATH,
+                                    healthcheck_disable=distro.HEALTHCHECK_DISABLE)
+            specs.append(self._spec(self.paths.paste, paste.encode(), 0o644))
+            specs.append(self._spec(
+                self.paths.audit_map, render_template("api_audit_map.conf.j2").encode(), 0o644
+            ))
         if ctx.database.ssl_ca:
             specs.append(self._spec(self.paths.db_ca, ctx.database.ssl_ca.encode(), 0o644))
         if ctx.messaging is not None and ctx.messaging.ssl_ca:
@@ -218,7 +240,8 @@ class GlanceWorkload:
     def managed_paths(self, ctx: WorkloadContext) -> list[Path]:
         """Every file this workload may write (so obsolete ones can be removed)."""
         return [
-            self.paths.api_conf, self.paths.db_ca, self.paths.rabbit_ca, self.paths.ceph_conf,
+            self.paths.api_conf, self.paths.db_ca, self.paths.rabbit_ca, self.paths.paste,
+            self.paths.audit_map, self.paths.ceph_conf,
             self.paths.ceph_keyring(ctx.app_name), self.paths.swift_conf,
         ]
 
