@@ -131,18 +131,13 @@ CLASSIC_ACTIONS = ("openstack-upgrade", "pause", "resume", "security-checklist")
 
 # --- what this charm does not implement (also in docs/switch-from-classic.md) --------------
 NOT_SUPPORTED_ENDPOINTS: dict[str, str] = {}
-NOT_SUPPORTED_RESOURCES: dict[str, str] = {
-    "policyd-override": "policy.d overrides are not implemented",
-}
+NOT_SUPPORTED_RESOURCES: dict[str, str] = {}
 NOT_SUPPORTED_OPTIONS: dict[str, str] = {
     "harden": "charmhelpers OS/SSH hardening is not implemented",
     "registry-config-flags": "glance-registry was removed upstream (Stein); nothing to configure",
     "cinder-volume-types": "the Cinder image store is not implemented",
     "cinder-http-retries": "the Cinder image store is not implemented",
     "cinder-state-transition-timeout": "the Cinder image store is not implemented",
-    "restrict-image-location-operations": "location-operation policy overrides are not "
-    "implemented",
-    "use-policyd-override": "policy.d overrides (resource policyd-override) are not implemented",
     "image-conversion": "the image-conversion import plugin is not enabled",
     "custom-import-properties": "image import plugins are not configured",
     "s3-store-host": "the S3 image store is not implemented",

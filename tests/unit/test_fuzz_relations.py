@@ -52,7 +52,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from glance_charm.domain import stores
+from glance_charm.domain import policy, stores
 from glance_charm.domain.config import OWNED_FLAGS
 from glance_charm.reconcile import reconciler
 from glance_charm.relations import ha as ha_relation
@@ -93,6 +93,8 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
     ("config", ops.BlockedStatus, r"Invalid config: [a-z_-]+(?:, [a-z_-]+)*"),
     ("config-flags", ops.BlockedStatus,
      re.escape(OWNED_FLAGS) + r": [A-Za-z_][A-Za-z0-9_.-]*(?:, [A-Za-z_][A-Za-z0-9_.-]*)*"),
+    ("policy", ops.BlockedStatus,
+     re.escape(policy.STATUS_PREFIX) + r": [^\x00-\x1f\x7f]{1,300}"),
     ("multiple-db", ops.BlockedStatus,
      rf"Multiple database relations: {_DB_ENDPOINTS}(?:, {_DB_ENDPOINTS})+"),
     ("db-init", ops.WaitingStatus, "Waiting for database initialisation by leader"),
@@ -129,8 +131,8 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
     ("busy", ops.MaintenanceStatus,
      r"Installing packages|Installing Ceph packages|Upgrading to \S+"),
 ]
-PRE_APPLY = {"config", "config-flags", "multiple-db", "default-store", "ha-store", "install",
-             "haproxy"}
+PRE_APPLY = {"config", "config-flags", "policy", "multiple-db", "default-store", "ha-store",
+             "install", "haproxy"}
 
 
 def classify(status: ops.StatusBase) -> str:

@@ -83,6 +83,10 @@ class GlanceConfig(BaseModel):
     use_syslog: bool = Field(False, alias="use-syslog")
     audit_middleware: bool = Field(False, alias="audit-middleware")
     api_config_flags: tuple[tuple[str, str], ...] = Field((), alias="api-config-flags")
+    use_policyd_override: bool = Field(False, alias="use-policyd-override")
+    restrict_image_location_operations: bool = Field(
+        False, alias="restrict-image-location-operations"
+    )
     region: str = Field("RegionOne", pattern=r"^[A-Za-z0-9_.-]{1,255}$")
     worker_multiplier: float | None = Field(None, alias="worker-multiplier", ge=0, le=64)
     hashing_algorithm: Literal["sha256", "sha384", "sha512", "sha3_256", "sha3_384",

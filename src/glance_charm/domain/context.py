@@ -33,6 +33,8 @@ class WorkloadContext(BaseModel):
     storage_issue: StorageIssue | None = None
     messaging: MessagingInfo | None = None
     tls: bool = False  # haproxy terminates TLS: glance-api trusts X-Forwarded-Proto
+    # use-policyd-override: the files the policyd-override zip puts in policy.d (None: off)
+    policy_overrides: tuple[tuple[str, str], ...] | None = None
 
     @property
     def enabled_backends(self) -> str:

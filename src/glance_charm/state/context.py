@@ -12,6 +12,12 @@ from glance_charm.domain.config import GlanceConfig
 from glance_charm.domain.context import WorkloadContext
 from glance_charm.domain.exceptions import BlockedError, RelationNotReadyError
 from glance_charm.domain.models import DatabaseInfo, IdentityCredentials, MessagingInfo
+from glance_charm.domain.policy import (
+    NOT_ATTACHED,
+    STATUS_PREFIX,
+    PolicyZipError,
+    parse_policy_zip,
+)
 from glance_charm.domain.stores import (
     CephPool,
     CephSettings,
@@ -107,6 +113,7 @@ class GlanceContext(WorkloadContext):
             raise RelationNotReadyError(missing, incomplete)
         assert database is not None and credentials is not None
         check_stores_kept(selection, remembered.stores_in_use, store_relations(charm))
+        policy_overrides = read_policy_overrides(charm, config)
         check_ha_storage(scaled_out(charm), selection)
         stores = selection.stores
         return cls(
@@ -125,7 +132,34 @@ class GlanceContext(WorkloadContext):
             messaging=messaging,
             tls=tls,
             bind_host=listen_address(charm, peers.ENDPOINT, config),
+            policy_overrides=policy_overrides,
         )
+
+
+POLICYD_RESOURCE = "policyd-override"
+
+
+def read_policy_overrides(
+    charm: ops.CharmBase, config: GlanceConfig
+) -> tuple[tuple[str, str], ...] | None:
+    """The policy.d files of the attached `policyd-override` zip (None: option off).
+
+    Raises:
+        BlockedError: the option is on and the resource is missing or not a valid zip
+            of policy files (nothing is written; the last good overrides stay).
+    """
+    if not config.use_policyd_override:
+        return None
+    try:
+        path = charm.model.resources.fetch(POLICYD_RESOURCE)
+        data = path.read_bytes()
+    except (ops.ModelError, NameError, OSError):
+        raise BlockedError(f"{STATUS_PREFIX}: {NOT_ATTACHED}") from None
+    try:
+        return parse_policy_zip(data)
+    except PolicyZipError as err:
+        logger.error("policyd-override: %s", err)
+        raise BlockedError(f"{STATUS_PREFIX}: {err}") from None
 
 
 def read_stores(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from glance_charm.domain import distro
 from glance_charm.domain.exceptions import WorkloadError
+from glance_charm.domain.policy import PACKAGE_FILES, location_policy
 from glance_charm.workload import files
 from glance_charm.workload.rendering import render_template
 from glance_charm.workload.service import ServiceError, ServiceManager, system_env
@@ -54,6 +55,16 @@ class GlancePaths(files.RootedPaths):
     def audit_map(self) -> Path:
         """Keystonemiddleware's CADF map of glance's API paths (audit-middleware)."""
         return self(AUDIT_MAP_PATH)
+
+    @property
+    def policy(self) -> Path:
+        """policy.yaml: restrict-image-location-operations' rules."""
+        return self("/etc/glance/policy.yaml")
+
+    @property
+    def policy_d(self) -> Path:
+        """policy.d: the policyd-override files (oslo.policy reads them after policy.yaml)."""
+        return self("/etc/glance/policy.d")
 
     @property
     def db_ca(self) -> Path:
@@ -199,6 +210,12 @@ class GlanceWorkload:
             paste_path=PASTE_PATH,
         )
         specs = [self._spec(self.paths.api_conf, conf.encode())]
+        specs.append(self._spec(
+            self.paths.policy,
+            location_policy(ctx.config.restrict_image_location_operations).encode(),
+        ))
+        for name, text in ctx.policy_overrides or ():
+            specs.append(self._spec(self.paths.policy_d / name, text.encode()))
         if ctx.config.audit_middleware:
             paste = render_template("api-paste.ini.j2", audit_map_path=AUDIT_MAP_PATH,
                                     healthcheck_disable=distro.HEALTHCHECK_DISABLE)
@@ -242,8 +259,21 @@ class GlanceWorkload:
         return [
             self.paths.api_conf, self.paths.db_ca, self.paths.rabbit_ca, self.paths.paste,
             self.paths.audit_map, self.paths.ceph_conf,
-            self.paths.ceph_keyring(ctx.app_name), self.paths.swift_conf,
+            self.paths.ceph_keyring(ctx.app_name), self.paths.swift_conf, self.paths.policy,
+            *self.policy_d_files(),
         ]
+
+    def policy_d_files(self) -> list[Path]:
+        """Files in policy.d the charm manages: all but the package's (and temp files).
+
+        As charmhelpers `clean_policyd_dir_for`, overrides the zip no longer holds (or all
+        of them, once use-policyd-override is off) are removed.
+        """
+        if not self.paths.policy_d.is_dir():
+            return []
+        return sorted(path for path in self.paths.policy_d.iterdir()
+                      if path.is_file() and path.name not in PACKAGE_FILES
+                      and not path.name.startswith("."))
 
     def ensure_dirs(self, ctx: WorkloadContext) -> None:
         """Create the store and working directories, owned by glance."""
@@ -281,9 +311,13 @@ class GlanceWorkload:
         """Whether glance-api must restart to see a change of this file.
 
         librados reads ceph.conf and the keyring on every connection the rbd store opens,
-        so monitors coming and going or a new key take effect without a restart.
+        so monitors coming and going or a new key take effect without a restart. oslo.policy
+        re-reads policy.yaml whenever its mtime changes (Enforcer.enforce -> load_rules), and
+        a changed policy file reloads every rule. policy.d files restart glance-api, as the
+        classic charm's policyd restart_handler does (a removed override file would
+        otherwise stay loaded).
         """
-        return path.parent != self.paths.ceph_conf.parent
+        return path.parent != self.paths.ceph_conf.parent and path != self.paths.policy
 
     def mark_restart_needed(self) -> None:
         """Remember that glance-api must restart to pick up new files."""
