@@ -138,8 +138,6 @@ NOT_SUPPORTED_OPTIONS: dict[str, str] = {
     "cinder-volume-types": "the Cinder image store is not implemented",
     "cinder-http-retries": "the Cinder image store is not implemented",
     "cinder-state-transition-timeout": "the Cinder image store is not implemented",
-    "image-conversion": "the image-conversion import plugin is not enabled",
-    "custom-import-properties": "image import plugins are not configured",
     "s3-store-host": "the S3 image store is not implemented",
     "s3-store-access-key": "the S3 image store is not implemented",
     "s3-store-secret-key": "the S3 image store is not implemented",

@@ -84,6 +84,8 @@ class GlanceConfig(BaseModel):
     audit_middleware: bool = Field(False, alias="audit-middleware")
     api_config_flags: tuple[tuple[str, str], ...] = Field((), alias="api-config-flags")
     use_policyd_override: bool = Field(False, alias="use-policyd-override")
+    image_conversion: bool = Field(False, alias="image-conversion")
+    custom_import_properties: str | None = Field(None, alias="custom-import-properties")
     restrict_image_location_operations: bool = Field(
         False, alias="restrict-image-location-operations"
     )
@@ -221,6 +223,24 @@ class GlanceConfig(BaseModel):
             return check_flags(parse_config_flags(value))
         except ConfigFlagsError as err:
             raise ValueError(str(err)) from None
+
+    @field_validator("custom_import_properties")
+    @classmethod
+    def _import_properties(cls, value: str | None) -> str | None:
+        """Comma-separated key:value pairs (classic validate_custom_import_properties)."""
+        if value is None:
+            return value
+        if any(":" not in prop for prop in value.split(",")):
+            raise ValueError("every property needs key:value")
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be one line")
+        return value
+
+    @property
+    def image_import_plugins(self) -> tuple[str, ...]:
+        """The import plugins to enable (classic GlanceImageImportContext order)."""
+        plugins = ("image_conversion",) if self.image_conversion else ()
+        return plugins + (("inject_image_metadata",) if self.custom_import_properties else ())
 
     @field_validator("openstack_origin")
     @classmethod

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 GLANCE_PACKAGES = ("glance-api", "python3-pymysql", "haproxy")
 CEPH_PACKAGES = ("ceph-common", "python3-rbd", "python3-rados")
 HAPROXY_PACKAGES = ("haproxy",)
+# hooks/glance_utils.py determine_packages: qemu-img for the image_conversion plugin
+IMAGE_CONVERSION_PACKAGES = ("qemu-utils",)
 GLANCE_SERVICE = "glance-api"
 HAPROXY_SERVICE = "haproxy"
 GLANCE_USER = "glance"

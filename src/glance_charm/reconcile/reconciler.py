@@ -114,6 +114,7 @@ class Reconciler:
             raise frontend_problem
         nrpe_problem = self._configure_nrpe(config)
         self._ensure_store_packages()
+        self._ensure_feature_packages(config)
         try:
             ctx = GlanceContext.from_charm(self._charm, config, self.remembered(),
                                            tls=self._stored.tls_active)
@@ -177,6 +178,15 @@ class Reconciler:
         if not self._workload.packages_installed(distro.CEPH_PACKAGES):
             self.set_progress(ops.MaintenanceStatus("Installing Ceph packages"))
             self._workload.install_packages(distro.CEPH_PACKAGES)
+
+    def _ensure_feature_packages(self, config: GlanceConfig) -> None:
+        """Install what an enabled option needs (qemu-utils for image-conversion)."""
+        wanted: tuple[str, ...] = ()
+        if config.image_conversion:
+            wanted += distro.IMAGE_CONVERSION_PACKAGES
+        if wanted and not self._workload.packages_installed(wanted):
+            self.set_progress(ops.MaintenanceStatus("Installing packages"))
+            self._workload.install_packages(wanted)
 
     # ---- publish --------------------------------------------------------------------------
     def _publish_requests(self, config: GlanceConfig) -> None:

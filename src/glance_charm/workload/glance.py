@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 DB_CA_PATH = "/etc/glance/db-client.ca"
 RABBIT_CA_PATH = "/etc/glance/rabbit-client-ca.pem"
+# Interoperable image import: glance's own defaults (Zed to Caracal), stated so the
+# image-conversion and inject_image_metadata plugins always have glance-direct to run on.
+IMPORT_METHODS = ("glance-direct", "web-download", "copy-image")
 # audit-middleware: the classic charm's paste pipeline and CADF map (GLANCE_API_PASTE,
 # GLANCE_AUDIT_MAP in openstack/charm-glance hooks/glance_utils.py)
 PASTE_PATH = "/etc/glance/api-paste.ini"
@@ -208,6 +211,7 @@ class GlanceWorkload:
             tasks_dir="/var/lib/glance/tasks_work_dir/",
             rabbit_ca_path=RABBIT_CA_PATH,
             paste_path=PASTE_PATH,
+            import_methods=IMPORT_METHODS,
         )
         specs = [self._spec(self.paths.api_conf, conf.encode())]
         specs.append(self._spec(
