@@ -133,15 +133,8 @@ CLASSIC_ACTIONS = ("openstack-upgrade", "pause", "resume", "security-checklist")
 NOT_SUPPORTED_ENDPOINTS: dict[str, str] = {}
 NOT_SUPPORTED_RESOURCES: dict[str, str] = {}
 NOT_SUPPORTED_OPTIONS: dict[str, str] = {
-    "harden": "charmhelpers OS/SSH hardening is not implemented",
+    "harden": "charmhelpers host-wide hardening (sysctl, PAM, sshd) is not glance's to own",
     "registry-config-flags": "glance-registry was removed upstream (Stein); nothing to configure",
-    "cinder-volume-types": "the Cinder image store is not implemented",
-    "cinder-http-retries": "the Cinder image store is not implemented",
-    "cinder-state-transition-timeout": "the Cinder image store is not implemented",
-    "s3-store-host": "the S3 image store is not implemented",
-    "s3-store-access-key": "the S3 image store is not implemented",
-    "s3-store-secret-key": "the S3 image store is not implemented",
-    "s3-store-bucket": "the S3 image store is not implemented",
 }
 #: Options whose default differs from the classic charm on purpose.
 DEFAULT_DIFFERENCES: dict[str, str] = {

@@ -53,7 +53,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from glance_charm.domain import policy, stores
-from glance_charm.domain.config import OWNED_FLAGS
+from glance_charm.domain.config import OWNED_FLAGS, S3_INCOMPLETE
 from glance_charm.reconcile import reconciler
 from glance_charm.relations import ha as ha_relation
 from tests.fixtures import load
@@ -90,9 +90,11 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
     ("relations", ops.BlockedStatus, rf"Incomplete relations: {_GROUPS}{_NOTES}"),
     ("storage", ops.WaitingStatus, _WAIT_NOTE),
     ("storage", ops.BlockedStatus, rf"{_FAIL_NOTE}(?:, {_WAIT_NOTE})?"),
-    ("config", ops.BlockedStatus, r"Invalid config: [a-z_-]+(?:, [a-z_-]+)*"),
+    ("config", ops.BlockedStatus, r"Invalid config: [a-z0-9_-]+(?:, [a-z0-9_-]+)*"),
     ("config-flags", ops.BlockedStatus,
      re.escape(OWNED_FLAGS) + r": [A-Za-z_][A-Za-z0-9_.-]*(?:, [A-Za-z_][A-Za-z0-9_.-]*)*"),
+    ("s3", ops.BlockedStatus, re.escape(S3_INCOMPLETE)
+     + r" s3-store-[a-z-]+(?:, s3-store-[a-z-]+)*"),
     ("policy", ops.BlockedStatus,
      re.escape(policy.STATUS_PREFIX) + r": [^\x00-\x1f\x7f]{1,300}"),
     ("multiple-db", ops.BlockedStatus,
@@ -114,7 +116,8 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
     ("workload", ops.BlockedStatus,
      re.escape("Database migration (glance-manage db_sync) failed; will retry")),
     ("default-store", ops.BlockedStatus,
-     r"default-store: (?:local|swift|ceph) is not related/ready \(ready: [a-z, ]+\)"),
+     r"default-store: (?:local|swift|ceph|s3|cinder) is not related/ready "
+     r"\(ready: [a-z0-9, ]+\)"),
     ("ha-store", ops.BlockedStatus, re.escape(stores.HA_NEEDS_SHARED_STORE)),
     ("ha", ops.BlockedStatus, re.escape(ha_relation.MISSING_VIP)),
     ("ha", ops.BlockedStatus, re.escape("hacluster missing configuration: vip, vip_iface, "
@@ -131,8 +134,8 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
     ("busy", ops.MaintenanceStatus,
      r"Installing packages|Installing Ceph packages|Upgrading to \S+"),
 ]
-PRE_APPLY = {"config", "config-flags", "policy", "multiple-db", "default-store", "ha-store",
-             "install", "haproxy"}
+PRE_APPLY = {"config", "config-flags", "s3", "policy", "multiple-db", "default-store",
+             "ha-store", "install", "haproxy"}
 
 
 def classify(status: ops.StatusBase) -> str:

@@ -35,6 +35,14 @@ _FORMAT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _SIZE = re.compile(r"^\s*(?P<num>\d+)\s*(?P<unit>[KMGTPE]?)B?\s*$", re.IGNORECASE)
 _UNITS = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
 OWNED_FLAGS = "api-config-flags sets options the charm owns"
+# hooks/glance_utils.py check_optional_config_and_relations: 'Invalid external S3 config: ...'
+S3_INCOMPLETE = "Invalid external S3 config: missing"
+# store (section) names of glance-api.conf a cinder volume type may not take
+RESERVED_STORE_NAMES = frozenset({
+    "local", "ceph", "swift", "s3", "DEFAULT", "glance_store", "database", "image_format",
+    "keystone_authtoken", "paste_deploy", "oslo_policy", "os_glance_staging_store",
+    "os_glance_tasks_store",
+})
 MAX_IMAGE_SIZE = 9223372036854775808  # glance's own bound for image_size_cap (8 EiB)
 
 
@@ -85,6 +93,19 @@ class GlanceConfig(BaseModel):
     api_config_flags: tuple[tuple[str, str], ...] = Field((), alias="api-config-flags")
     use_policyd_override: bool = Field(False, alias="use-policyd-override")
     image_conversion: bool = Field(False, alias="image-conversion")
+    s3_store_host: str | None = Field(
+        None, alias="s3-store-host", pattern=r"^https?://[^\s/?#@]+(?:/[^\s?#]*)?$"
+    )
+    s3_store_access_key: SecretStr | None = Field(None, alias="s3-store-access-key")
+    s3_store_secret_key: SecretStr | None = Field(None, alias="s3-store-secret-key")
+    s3_store_bucket: str | None = Field(
+        None, alias="s3-store-bucket", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+    )
+    cinder_volume_types: tuple[str, ...] = Field((), alias="cinder-volume-types")
+    cinder_http_retries: int = Field(3, alias="cinder-http-retries", ge=0, le=100)
+    cinder_state_transition_timeout: int = Field(
+        300, alias="cinder-state-transition-timeout", ge=1, le=86400
+    )
     custom_import_properties: str | None = Field(None, alias="custom-import-properties")
     restrict_image_location_operations: bool = Field(
         False, alias="restrict-image-location-operations"
@@ -98,7 +119,9 @@ class GlanceConfig(BaseModel):
     filesystem_store_datadir: str = Field(
         "/var/lib/glance/images/", alias="filesystem-store-datadir"
     )
-    default_store: Literal["local", "swift", "ceph"] | None = Field(None, alias="default-store")
+    default_store: Literal["local", "swift", "ceph", "s3", "cinder"] | None = Field(
+        None, alias="default-store"
+    )
     use_internal_endpoints: bool = Field(False, alias="use-internal-endpoints")
     disk_formats: tuple[str, ...] = Field(
         ("ami", "ari", "aki", "vhd", "vmdk", "raw", "qcow2", "vdi", "iso", "root-tar"),
@@ -224,6 +247,44 @@ class GlanceConfig(BaseModel):
         except ConfigFlagsError as err:
             raise ValueError(str(err)) from None
 
+    @field_validator("s3_store_access_key", "s3_store_secret_key")
+    @classmethod
+    def _s3_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            text = value.get_secret_value()
+            if text != text.strip() or any(ord(c) < 33 or ord(c) == 127 for c in text):
+                raise ValueError("no blanks or control characters")
+        return value
+
+    @field_validator("cinder_volume_types", mode="before")
+    @classmethod
+    def _volume_types(cls, value: Any) -> Any:
+        """Comma-separated cinder volume types: each becomes a store (section) name."""
+        if not isinstance(value, str):
+            return value
+        types = tuple(item.strip() for item in value.split(","))
+        if any(not re.match(r"^[A-Za-z0-9_-]{1,64}$", item) for item in types):
+            raise ValueError("volume type names: letters, digits, _ and - only")
+        if set(types) & RESERVED_STORE_NAMES or len(set(types)) != len(types):
+            raise ValueError("duplicate, or the name of another store")
+        return types
+
+    @property
+    def s3_missing(self) -> list[str]:
+        """The S3 options still unset when some are set (all four or none)."""
+        values = {"s3-store-host": self.s3_store_host,
+                  "s3-store-access-key": self.s3_store_access_key,
+                  "s3-store-secret-key": self.s3_store_secret_key,
+                  "s3-store-bucket": self.s3_store_bucket}
+        if not any(values.values()):
+            return []
+        return [name for name, value in values.items() if not value]
+
+    @property
+    def s3_enabled(self) -> bool:
+        """Whether the S3 store is configured (all four options set)."""
+        return self.s3_store_host is not None and not self.s3_missing
+
     @field_validator("custom_import_properties")
     @classmethod
     def _import_properties(cls, value: str | None) -> str | None:
@@ -327,7 +388,8 @@ class GlanceConfig(BaseModel):
 
         Raises:
             InvalidConfigError: options with invalid values, each named.
-            BlockedError: `api-config-flags` sets [DEFAULT] options the charm renders itself.
+            BlockedError: `api-config-flags` sets [DEFAULT] options the charm renders itself,
+                or only some of the four s3-store-* options are set.
         """
         try:
             config = cls.model_validate(dict(raw))
@@ -335,6 +397,8 @@ class GlanceConfig(BaseModel):
             raise InvalidConfigError(_bad_options(err)) from None
         if owned := owned_keys(key for key, _ in config.api_config_flags):
             raise BlockedError(f"{OWNED_FLAGS}: {', '.join(owned)}")
+        if missing := config.s3_missing:
+            raise BlockedError(f"{S3_INCOMPLETE} {', '.join(missing)}")
         return config
 
     def pem(self, option: Literal["ssl_cert", "ssl_key", "ssl_ca"]) -> str | None:

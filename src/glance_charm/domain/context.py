@@ -35,6 +35,8 @@ class WorkloadContext(BaseModel):
     tls: bool = False  # haproxy terminates TLS: glance-api trusts X-Forwarded-Proto
     # use-policyd-override: the files the policyd-override zip puts in policy.d (None: off)
     policy_overrides: tuple[tuple[str, str], ...] | None = None
+    # storage-backend subordinates: (section, ((key, value), ...)) merged into the conf
+    subordinate_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
     @property
     def enabled_backends(self) -> str:

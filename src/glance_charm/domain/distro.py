@@ -12,6 +12,10 @@ CEPH_PACKAGES = ("ceph-common", "python3-rbd", "python3-rados")
 HAPROXY_PACKAGES = ("haproxy",)
 # hooks/glance_utils.py determine_packages: qemu-img for the image_conversion plugin
 IMAGE_CONVERSION_PACKAGES = ("qemu-utils",)
+# hooks/glance_utils.py PY3_PACKAGES: boto3 for the S3 store; cinderclient, os-brick and
+# rootwrap for the cinder store
+S3_PACKAGES = ("python3-boto3",)
+CINDER_PACKAGES = ("python3-cinderclient", "python3-os-brick", "python3-oslo.rootwrap")
 GLANCE_SERVICE = "glance-api"
 HAPROXY_SERVICE = "haproxy"
 GLANCE_USER = "glance"

@@ -22,6 +22,7 @@ from glance_charm.domain.exceptions import BlockedError, InvalidConfigError, Rel
 
 if TYPE_CHECKING:
     from glance_charm.domain.config import GlanceConfig
+    from glance_charm.domain.models import IdentityCredentials
 
 # /etc/ceph/ceph.conf is a plain file the charm manages (the classic charm wrote
 # /var/lib/charm/glance/ceph.conf and installed it as the ceph.conf alternative; glance
@@ -32,8 +33,10 @@ SWIFT_LARGE_OBJECT_SIZE_MB = 5120
 SWIFT_LARGE_OBJECT_CHUNK_MB = 200
 RBD_CHUNK_SIZE_MB = 8
 STDERR_LIMIT = 100
-PRECEDENCE = ("ceph", "swift", "local")
-SHARED_STORES = ("ceph", "swift")
+# hooks/glance_contexts.py MultiBackendContext: ceph, then swift, s3, cinder, local.
+PRECEDENCE = ("ceph", "swift", "s3", "cinder", "local")
+SHARED_STORES = ("ceph", "swift", "s3", "cinder")
+CINDER_DEFAULT_TYPE = "cinder"
 STORAGE_GROUP = "storage-backend"
 BROKER_PENDING = "Ceph broker request incomplete"
 HA_NEEDS_SHARED_STORE = (
@@ -62,13 +65,21 @@ class CephClientData(BaseModel):
 
 
 class StoreConfig(BaseModel):
-    """One glance_store backend: `<name>:<type>` in enabled_backends and its section."""
+    """One glance_store backend: `<name>:<type>` in enabled_backends and its section.
 
-    model_config = ConfigDict(frozen=True)
+    Credentials are SecretStr (never in a repr or log); the template writes their value.
+    """
+
+    model_config = ConfigDict(frozen=True, hide_input_in_errors=True)
 
     name: str
     type: str
-    options: tuple[tuple[str, str], ...]
+    options: tuple[tuple[str, str | SecretStr], ...]
+
+    @property
+    def kind(self) -> str:
+        """What `default-store` calls it: the name, `cinder` for every cinder backend."""
+        return "cinder" if self.type == "cinder" else self.name
 
 
 class CephPool(BaseModel):
@@ -212,6 +223,56 @@ def ceph_store(config: GlanceConfig, ceph: CephSettings) -> StoreConfig:
     return StoreConfig(name="ceph", type="rbd", options=tuple(options))
 
 
+def s3_store(config: GlanceConfig) -> StoreConfig | None:
+    """The S3 store (classic ExternalS3Context): None unless all four options are set."""
+    if not config.s3_enabled:
+        return None
+    assert config.s3_store_access_key is not None and config.s3_store_secret_key is not None
+    return StoreConfig(name="s3", type="s3", options=(
+        ("s3_store_host", str(config.s3_store_host)),
+        ("s3_store_access_key", config.s3_store_access_key),
+        ("s3_store_secret_key", config.s3_store_secret_key),
+        ("s3_store_bucket", str(config.s3_store_bucket)),
+    ))
+
+
+def cinder_stores(
+    config: GlanceConfig, identity: IdentityCredentials | None
+) -> tuple[StoreConfig, ...]:
+    """The cinder backends, as hooks/glance_contexts.py MultiBackendContext renders them.
+
+    Without `cinder-volume-types`: one backend `cinder` (retries, timeout); with them:
+    one per volume type with `cinder_volume_type` and glance's own Keystone credentials
+    (the classic charm's admin_user/admin_password/admin_tenant_name and auth_url, plus
+    the user and project domain, which a Keystone v3 service user needs). With
+    `use-internal-endpoints`, `cinder_catalog_info` points at the internal volumev3 URL
+    (charmhelpers VolumeAPIContext from Pike on).
+    """
+    common: list[tuple[str, str | SecretStr]] = [
+        ("cinder_http_retries", str(config.cinder_http_retries)),
+        ("cinder_state_transition_timeout", str(config.cinder_state_transition_timeout)),
+    ]
+    if config.use_internal_endpoints:
+        common.append(("cinder_catalog_info", "volumev3:cinderv3:internalURL"))
+    if not config.cinder_volume_types:
+        return (StoreConfig(name=CINDER_DEFAULT_TYPE, type="cinder", options=tuple(common)),)
+    stores = []
+    for volume_type in config.cinder_volume_types:
+        options: list[tuple[str, str | SecretStr]] = [("cinder_volume_type", volume_type)]
+        options += common
+        if identity is not None:
+            options += [
+                ("cinder_store_user_name", identity.username),
+                ("cinder_store_password", identity.password),
+                ("cinder_store_project_name", identity.project_name),
+                ("cinder_store_auth_address", identity.auth_url),
+                ("cinder_store_user_domain_name", identity.user_domain_name),
+                ("cinder_store_project_domain_name", identity.project_domain_name),
+            ]
+        stores.append(StoreConfig(name=volume_type, type="cinder", options=tuple(options)))
+    return tuple(stores)
+
+
 def ceph_pool_options(config: GlanceConfig, app_name: str) -> CephPoolOptions:
     """The broker request's options from the (validated) charm config."""
     try:
@@ -283,18 +344,24 @@ def failure_message(response: BrokerResponse) -> str:
 
 
 def pick_default_store(config: GlanceConfig, stores: tuple[StoreConfig, ...]) -> str:
-    """Default by precedence ceph > swift > local, unless `default-store` pins a ready one."""
-    ready = {store.name for store in stores}
+    """Default by precedence ceph > swift > s3 > cinder > local, or the pinned ready one.
+
+    `default-store` may pin a ready store; cinder means its first backend (the first of
+    cinder-volume-types).
+    """
+    first: dict[str, str] = {}
+    for store in stores:
+        first.setdefault(store.kind, store.name)
     if config.default_store is not None:
-        if config.default_store not in ready:
+        if config.default_store not in first:
             raise BlockedError(
                 f"default-store: {config.default_store} is not related/ready "
-                f"(ready: {', '.join(sorted(ready))})"
+                f"(ready: {', '.join(sorted(first))})"
             )
-        return config.default_store
-    for name in PRECEDENCE:
-        if name in ready:
-            return name
+        return first[config.default_store]
+    for kind in PRECEDENCE:
+        if kind in first:
+            return first[kind]
     return "local"
 
 
@@ -329,7 +396,7 @@ def check_ha_storage(clustered: bool, selection: StoreSelection) -> None:
         StorageNotReadyError: a shared store is related but not ready yet.
         BlockedError: no shared store is related at all.
     """
-    if not clustered or selection.names & set(SHARED_STORES):
+    if not clustered or {store.kind for store in selection.stores} & set(SHARED_STORES):
         return
     if selection.issue is not None:
         raise selection.issue.error()

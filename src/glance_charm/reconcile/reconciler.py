@@ -40,6 +40,7 @@ from glance_charm.relations import (
 from glance_charm.state.context import (
     GlanceContext,
     Remembered,
+    cinder_enabled,
     lacks_shared_store,
     store_relations,
 )
@@ -180,10 +181,14 @@ class Reconciler:
             self._workload.install_packages(distro.CEPH_PACKAGES)
 
     def _ensure_feature_packages(self, config: GlanceConfig) -> None:
-        """Install what an enabled option needs (qemu-utils for image-conversion)."""
+        """Install what an enabled option or store needs (qemu-utils, boto3, cinder)."""
         wanted: tuple[str, ...] = ()
         if config.image_conversion:
             wanted += distro.IMAGE_CONVERSION_PACKAGES
+        if config.s3_enabled:
+            wanted += distro.S3_PACKAGES
+        if cinder_enabled(self._charm):
+            wanted += distro.CINDER_PACKAGES
         if wanted and not self._workload.packages_installed(wanted):
             self.set_progress(ops.MaintenanceStatus("Installing packages"))
             self._workload.install_packages(wanted)
@@ -223,7 +228,7 @@ class Reconciler:
             # glance has only local disk, whose images would 404/503 on the other units.
             identity.publish_endpoints(
                 relation, unit, app if leader else None, config.region,
-                None if lacks_shared_store(charm)
+                None if lacks_shared_store(charm, config)
                 else endpoint_urls(charm, config, scheme=self.frontend.scheme),
             )
 

@@ -27,8 +27,10 @@ from glance_charm.domain.stores import (
     ceph_store,
     check_ha_storage,
     check_stores_kept,
+    cinder_stores,
     local_store,
     pick_default_store,
+    s3_store,
     select_ceph,
     swift_store,
     wanted_ceph_pool,
@@ -43,6 +45,7 @@ from glance_charm.relations import (
     object_store,
     peers,
     shared_db,
+    storage_backend,
 )
 from glance_charm.state.network import endpoint_urls, listen_address
 
@@ -106,7 +109,7 @@ class GlanceContext(WorkloadContext):
         messaging = read_messaging(charm, config)
         if messaging is None and charm.model.get_relation(amqp.ENDPOINT):
             incomplete.add("messaging")  # optional, but once related it must be complete
-        selection = read_stores(charm, config, remembered)
+        selection = read_stores(charm, config, remembered, credentials)
         if missing or incomplete:
             if selection.issue is not None:
                 raise selection.issue.error(missing, incomplete)
@@ -133,6 +136,7 @@ class GlanceContext(WorkloadContext):
             tls=tls,
             bind_host=listen_address(charm, peers.ENDPOINT, config),
             policy_overrides=policy_overrides,
+            subordinate_sections=read_subordinate_sections(charm),
         )
 
 
@@ -163,9 +167,10 @@ def read_policy_overrides(
 
 
 def read_stores(
-    charm: ops.CharmBase, config: GlanceConfig, remembered: Remembered
+    charm: ops.CharmBase, config: GlanceConfig, remembered: Remembered,
+    credentials: IdentityCredentials | None = None,
 ) -> StoreSelection:
-    """The stores ready now (local, ceph, swift in that order) and what the others lack."""
+    """The stores ready now (local, ceph, swift, s3, cinder in that order); what others lack."""
     stores = [local_store(config)]
     settings: CephSettings | None = None
     issue: StorageIssue | None = None
@@ -183,13 +188,37 @@ def read_stores(
             stores.append(swift_store(config))
         else:
             issue = StorageIssue(incomplete=True).merge(issue)
+    if s3 := s3_store(config):
+        stores.append(s3)
+    if cinder_enabled(charm):
+        stores.extend(cinder_stores(config, credentials))
     return StoreSelection(stores=tuple(stores), ceph=settings, issue=issue)
 
 
+def cinder_enabled(charm: ops.CharmBase) -> bool:
+    """cinder-volume-service related, or a storage-backend unit sent `cinder-backend` true.
+
+    hooks/glance_contexts.py CinderStoreContext.
+    """
+    if charm.model.get_relation(storage_backend.CINDER_ENDPOINT) is not None:
+        return True
+    return any(storage_backend.cinder_backend(relation)
+               for relation in charm.model.relations.get(storage_backend.ENDPOINT, []))
+
+
+def read_subordinate_sections(charm: ops.CharmBase) -> storage_backend.Sections:
+    """What the glance-backend subordinates ask to add to glance-api.conf."""
+    sections: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for relation in charm.model.relations.get(storage_backend.ENDPOINT, []):
+        sections.extend(storage_backend.subordinate_sections(relation))
+    return tuple(sections)
+
+
 def store_relations(charm: ops.CharmBase) -> dict[str, int]:
-    """Relation id of each related optional store: `ceph` and `swift`."""
+    """Relation id of each related optional store: `ceph`, `swift` and `cinder`."""
     found = {}
-    for name, endpoint in (("ceph", ceph.ENDPOINT), ("swift", object_store.ENDPOINT)):
+    for name, endpoint in (("ceph", ceph.ENDPOINT), ("swift", object_store.ENDPOINT),
+                           ("cinder", storage_backend.CINDER_ENDPOINT)):
         if relation := charm.model.get_relation(endpoint):
             found[name] = relation.id
     return found
@@ -201,12 +230,13 @@ def scaled_out(charm: ops.CharmBase) -> bool:
     return bool(peer and peer.units) or charm.model.get_relation(ha.ENDPOINT) is not None
 
 
-def lacks_shared_store(charm: ops.CharmBase) -> bool:
+def lacks_shared_store(charm: ops.CharmBase, config: GlanceConfig | None = None) -> bool:
     """Scaled out or under hacluster with neither ceph nor swift related (Blocked: local disk).
 
     Images uploaded through a VIP would land on one unit's disk and 404 on the others.
     """
-    return scaled_out(charm) and not store_relations(charm)
+    return (scaled_out(charm) and not store_relations(charm)
+            and not (config is not None and config.s3_enabled))
 
 
 def active_database_endpoints(charm: ops.CharmBase) -> list[str]:

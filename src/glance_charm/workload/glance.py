@@ -40,6 +40,50 @@ def _apt() -> ModuleType:
     return apt
 
 
+def merge_sections(
+    conf: str, sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+) -> str:
+    """Merge storage-backend subordinate sections into rendered glance-api.conf text.
+
+    The classic charm appends them as sections of their own (templates/parts/section-
+    storage), where oslo.config merges a repeated section and the later value of a key
+    wins. Here a section glance-api.conf already has gets the subordinate's keys at its
+    end, except keys the charm already set there (the charm's value stays, logged);
+    other sections are appended. The result has each section once.
+    """
+    if not sections:
+        return conf
+    lines = conf.splitlines(keepends=True)
+    for section, pairs in sections:
+        header = f"[{section}]\n"
+        if header in lines:
+            start = lines.index(header) + 1
+            end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")),
+                       len(lines))
+            while end > start and not lines[end - 1].strip():
+                end -= 1
+            taken = {line.split("=", 1)[0].strip() for line in lines[start:end] if "=" in line}
+            new = []
+            for key, value in pairs:
+                if key in taken:
+                    logger.warning("storage-backend: [%s] %s is set by the charm; kept",
+                                   section, key)
+                    continue
+                taken.add(key)
+                new.append(f"{key} = {value}\n")
+            lines[end:end] = new
+        else:
+            if lines and lines[-1].strip():
+                lines.append("\n")
+            lines.append(header)
+            seen: set[str] = set()
+            for key, value in pairs:
+                if key not in seen:  # first value of a repeated key, as oslo would not
+                    seen.add(key)
+                    lines.append(f"{key} = {value}\n")
+    return "".join(lines)
+
+
 @dataclass
 class GlancePaths(files.RootedPaths):
     """Where glance's files live, under a root that tests may move."""
@@ -205,7 +249,9 @@ class GlanceWorkload:
             profile=profile,
             bind_host=ctx.bind_host or self._any_address(ctx),
             database_url=ctx.database.connection_url(ca_path),
-            expose_locations=ctx.config.expose_image_locations and ctx.default_store == "ceph",
+            # classic ExternalS3Context: never with S3 (its locations hold the S3 keys)
+            expose_locations=(ctx.config.expose_image_locations and ctx.default_store == "ceph"
+                              and "s3" not in ctx.store_names),
             lock_path="/var/lib/glance/lock",
             staging_dir="/var/lib/glance/staging/",
             tasks_dir="/var/lib/glance/tasks_work_dir/",
@@ -213,6 +259,7 @@ class GlanceWorkload:
             paste_path=PASTE_PATH,
             import_methods=IMPORT_METHODS,
         )
+        conf = merge_sections(conf, ctx.subordinate_sections)
         specs = [self._spec(self.paths.api_conf, conf.encode())]
         specs.append(self._spec(
             self.paths.policy,

@@ -26,6 +26,12 @@ def oslo_escape(value: object) -> str:
     return text
 
 
+def reveal(value: object) -> object:
+    """A SecretStr's value (credentials in a store section); anything else as it is."""
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if callable(getter) else value
+
+
 def swift_escape(value: object) -> str:
     """Escape a value for glance_store's swift reference file.
 
@@ -64,4 +70,5 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["oslo"] = oslo_escape
     env.filters["swift"] = swift_escape
+    env.filters["reveal"] = reveal
     return env

@@ -25,7 +25,7 @@ BAD_VALUES = [
     ("filesystem-store-datadir", "relative/dir"),
     ("filesystem-store-datadir", "/"),
     ("filesystem-store-datadir", "/var/../etc"),
-    ("default-store", "s3"),
+    ("default-store", "gcs"),
     ("disk-formats", "RAW!"),
     ("disk-formats", ","),
     ("container-formats", "bare;ovf"),
