@@ -1103,6 +1103,79 @@ def run_object_store(gh: GlanceHarness, cfg: settings) -> None:
     prop()
 
 
+# ---- storage-backend (glance-backend subordinate) -----------------------------------------
+FOREIGN_SECTIONS = ("vendor_store", "x.y")  # sections glance-api.conf has only from the sub
+_sub_key = st.sampled_from(["vendor_opt", "k", "default_backend", "a.b",
+                            "filesystem_store_datadir"])
+_sub_pair = st.one_of(
+    st.tuples(_sub_key, st.sampled_from(["1", "a,b", "http://h:1/$x", "", "é"])).map(list),
+    st.lists(st.one_of(junk_text, st.integers(), st.none()), min_size=0, max_size=3),
+)
+_sub_sections = st.dictionaries(
+    st.sampled_from([*FOREIGN_SECTIONS, "glance_store", "DEFAULT", "local", "database"])
+    | junk_text,
+    st.lists(_sub_pair, max_size=3) | junk_text, max_size=3,
+)
+
+
+def _subordinate_configuration(sections: object) -> str:
+    return json.dumps({"glance-api": {"/etc/glance/glance-api.conf": {"sections": sections}}})
+
+
+def _sub_expected(raw: str | None) -> dict[str, dict[str, str]]:
+    """What a foreign section must hold: the first one-line value of each valid key."""
+    try:
+        sections = json.loads(raw or "")["glance-api"]["/etc/glance/glance-api.conf"][
+            "sections"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    expected: dict[str, dict[str, str]] = {}
+    if not isinstance(sections, dict):
+        return {}
+    for section in FOREIGN_SECTIONS:
+        pairs = sections.get(section)
+        for pair in pairs if isinstance(pairs, list) else []:
+            if (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+                    and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}", pair[0])
+                    and isinstance(pair[1], str | int | float | bool)
+                    and not any(ord(c) < 32 or ord(c) == 127 for c in str(pair[1]))):
+                expected.setdefault(section, {}).setdefault(pair[0], str(pair[1]))
+    return expected
+
+
+def backend_oracle(world: World, parsed: dict[str, dict[str, str]]) -> None:
+    bags = [world.bag(unit) for unit in world.present()]
+    raw = bags[0].get("subordinate_configuration") if bags else None
+    for section, pairs in _sub_expected(raw).items():
+        assert parsed.get(section) == pairs, (section, parsed.get(section), pairs)
+    flag = (bags[0].get("cinder-backend") or "") if bags else ""
+    cinder = flag.strip().lower() in ("true", "yes", "1")
+    assert ("cinder:cinder" in parsed["DEFAULT"]["enabled_backends"]) == cinder
+    assert parsed["glance_store"]["default_backend"] == ("cinder" if cinder else "local")
+
+
+def run_storage_backend(gh: GlanceHarness, cfg: settings) -> None:
+    relate(gh, "shared-db_mysql-router", "identity-service_keystone")
+    good = {"cinder-backend": "false", "subordinate_configuration":
+            _subordinate_configuration({"vendor_store": [["vendor_opt", "1"]]})}
+    world = World.create(gh, "storage-backend", "glance-backend", 1,
+                         {"glance-backend/0": good})
+    unit = bags(
+        st.fixed_dictionaries({
+            "subordinate_configuration": _sub_sections.map(_subordinate_configuration),
+            "cinder-backend": st.sampled_from(["true", "false", "True"]),
+        }),
+        {"subordinate_configuration": junk_json, "cinder-backend": junk_text},
+    )
+
+    @cfg
+    @given(actions(1, unit))
+    def prop(steps: list[tuple[Any, ...]]) -> None:
+        play(world, steps, backend_oracle)
+
+    prop()
+
+
 # ---- ha (hacluster) -------------------------------------------------------------------------
 HA_JUNK = {
     "clustered": junk_text | st.sampled_from(["yes", "no", "true", "False", "1", "on", "Y"]),
@@ -1344,6 +1417,7 @@ RUNNERS: dict[str, Callable[[GlanceHarness, settings], None]] = {
     "ha": run_ha,
     "amqp": run_amqp,
     "nrpe-external-master": run_nrpe,
+    "storage-backend": run_storage_backend,
     "config": run_config,
 }
 ADAPTER = {"ceph": "ceph", "object-store": "object_store", "ha": "ha", "amqp": "amqp"}
@@ -1370,7 +1444,7 @@ def test_metadata_endpoints_are_all_fuzzed_or_listed() -> None:
     """A new endpoint in metadata.yaml must get a fuzzer here (or be listed as unread)."""
     meta = yaml.safe_load((ROOT / "metadata.yaml").read_text())
     names = {n for section in ("provides", "requires", "peers") for n in meta.get(section, {})}
-    unread = {"certificates", "cinder-volume-service", "storage-backend"}
+    unread = {"certificates", "cinder-volume-service"}  # cinder sends nothing
     assert names - unread == set(RUNNERS) - {"config"}
 
 
