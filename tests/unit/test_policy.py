@@ -183,3 +183,16 @@ def test_classic_empty_location_rules_are_replaced_after_a_switch(gh: GlanceHarn
     classic.write_text('"get_image_location": ""\n"set_image_location": ""\n')
     ready(gh)
     assert yaml.safe_load(classic.read_text()) is None
+
+
+def test_oversized_and_unreadable_members_are_refused() -> None:
+    with pytest.raises(policy.PolicyZipError, match="larger than 10 MiB"):
+        policy.parse_policy_zip(b"0" * (policy.MAX_ZIP_BYTES + 1))
+    data = bytearray(make_zip({"x.yaml": "a: b\n" * 50}))
+    offset = data.index(b"a: b")
+    data[offset:offset + 4] = b"XXXX"  # the member's CRC no longer matches
+    with pytest.raises(policy.PolicyZipError, match=r"x\.yaml: cannot be read from the zip"):
+        policy.parse_policy_zip(bytes(data))
+    long_name = "d" * 80 + ".yaml"
+    with pytest.raises(policy.PolicyZipError, match=r"\.\.\. have duplicates"):
+        policy.parse_policy_zip(make_zip({f"a/{long_name}": "a: b", f"b/{long_name}": "a: b"}))

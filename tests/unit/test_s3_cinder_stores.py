@@ -183,3 +183,15 @@ def test_storage_backend_cinder_flag_enables_the_cinder_store(gh: GlanceHarness)
     gh.harness.update_relation_data(rel, "glance-backend/0", {"cinder-backend": "True"})
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     assert gh.conf()["DEFAULT"]["enabled_backends"] == "local:file, cinder:cinder"
+
+
+@pytest.mark.parametrize("sections", ['"not a mapping"', '{"s": "not a list"}'])
+def test_subordinate_sections_of_the_wrong_shape_are_ignored(
+    gh: GlanceHarness, sections: str
+) -> None:
+    ready(gh)
+    before = gh.conf_path.read_text()
+    raw = '{"glance-api": {"/etc/glance/glance-api.conf": {"sections": ' + sections + "}}}"
+    relate_backend(gh, {"subordinate_configuration": raw})
+    assert gh.status() == ops.ActiveStatus("Unit is ready")
+    assert gh.conf_path.read_text() == before
