@@ -24,8 +24,9 @@ def test_no_plugins_by_default_but_glance_direct_enabled(gh: GlanceHarness) -> N
     ready(gh)
     conf = gh.conf()
     assert not conf.has_section("image_import_opts")
-    assert conf["DEFAULT"]["enabled_import_methods"].split(",") == [
-        "glance-direct", "web-download", "copy-image"]
+    # a ListOpt with bounds=True (glance/common/config.py): brackets, as oslo.config needs
+    assert conf["DEFAULT"]["enabled_import_methods"] == (
+        "['glance-direct', 'web-download', 'copy-image']")
     assert conf["os_glance_staging_store"]["filesystem_store_datadir"]
     assert gh.workload.package_installs == []
 
@@ -36,7 +37,7 @@ def test_image_conversion_to_raw_installs_qemu_utils(gh: GlanceHarness) -> None:
     gh.harness.update_config({"image-conversion": True})
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     conf = gh.conf()
-    assert conf["image_import_opts"]["image_import_plugins"] == "image_conversion"
+    assert conf["image_import_opts"]["image_import_plugins"] == "['image_conversion']"
     assert conf["image_conversion"]["output_format"] == "raw"
     assert not conf.has_section("inject_metadata_properties")
     assert gh.workload.package_installs == [("qemu-utils",)]
@@ -60,7 +61,7 @@ def test_custom_import_properties(gh: GlanceHarness) -> None:
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     conf = gh.conf()
     assert conf["image_import_opts"]["image_import_plugins"] == (
-        "image_conversion,inject_image_metadata")
+        "['image_conversion', 'inject_image_metadata']")  # the classic's Python list repr
     inject = conf["inject_metadata_properties"]
     assert inject["inject"] == props.replace("$", "$$")  # oslo.config reads `$$` as `$`
     assert inject["ignore_user_roles"] == '""'  # every user, admins too (classic)

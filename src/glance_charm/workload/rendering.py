@@ -26,6 +26,17 @@ def oslo_escape(value: object) -> str:
     return text
 
 
+def oslo_bounded_list(values: object) -> str:
+    """A list for an oslo.config ListOpt with bounds=True and quoted items.
+
+    glance declares enabled_import_methods and image_import_plugins that way: the value
+    must be in brackets (`['glance-direct', 'web-download']`, what the classic charm's
+    `{{ image_import_plugins }}` of a Python list gives); a bare `a,b` fails on first use.
+    """
+    items = [str(value) for value in values] if isinstance(values, list | tuple) else []
+    return "[" + ", ".join(f"'{item}'" for item in items) + "]"
+
+
 def reveal(value: object) -> object:
     """A SecretStr's value (credentials in a store section); anything else as it is."""
     getter = getattr(value, "get_secret_value", None)
@@ -71,4 +82,5 @@ def _environment() -> jinja2.Environment:
     env.filters["oslo"] = oslo_escape
     env.filters["swift"] = swift_escape
     env.filters["reveal"] = reveal
+    env.filters["oslo_bounded_list"] = oslo_bounded_list
     return env
