@@ -74,3 +74,9 @@ def test_bad_custom_import_properties_are_invalid(gh: GlanceHarness, props: str)
     gh.harness.update_config({"custom-import-properties": props})
     assert gh.status() == ops.BlockedStatus("Invalid config: custom-import-properties")
     assert gh.conf_path.read_bytes() == before
+
+
+def test_worker_self_reference_url_for_distributed_import(gh: GlanceHarness) -> None:
+    """glance-direct behind a VIP: the importing unit proxies to the staging one."""
+    ready(gh)
+    assert gh.conf()["DEFAULT"]["worker_self_reference_url"] == "http://10.5.0.100:9282"

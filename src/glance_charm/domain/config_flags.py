@@ -16,7 +16,7 @@ OWNED_DEFAULT_OPTIONS = frozenset({
     "backlog", "enabled_backends", "image_size_cap", "show_image_direct_url",
     "show_multiple_locations", "delayed_delete", "image_cache_dir",
     "db_enforce_mysql_charset", "transport_url", "enabled_import_methods",
-    "node_staging_uri",
+    "node_staging_uri", "worker_self_reference_url",
 })
 
 

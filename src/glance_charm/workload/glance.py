@@ -40,6 +40,19 @@ def _apt() -> ModuleType:
     return apt
 
 
+def self_reference_url(ctx: WorkloadContext) -> str | None:
+    """How other units' glance-api reach this one directly (None: no own address).
+
+    glance-direct stages the data on the unit that got the upload (local staging); with
+    `worker_self_reference_url` set, the unit that gets the import request proxies it to
+    that one (glance's distributed import), so imports work behind the VIP.
+    """
+    if ctx.bind_host is None:
+        return None
+    host = f"[{ctx.bind_host}]" if ":" in ctx.bind_host else ctx.bind_host
+    return f"http://{host}:{ctx.bind_port}"
+
+
 def merge_sections(
     conf: str, sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
 ) -> str:
@@ -258,6 +271,7 @@ class GlanceWorkload:
             rabbit_ca_path=RABBIT_CA_PATH,
             paste_path=PASTE_PATH,
             import_methods=IMPORT_METHODS,
+            self_reference_url=self_reference_url(ctx),
         )
         conf = merge_sections(conf, ctx.subordinate_sections)
         specs = [self._spec(self.paths.api_conf, conf.encode())]
