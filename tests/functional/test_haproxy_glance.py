@@ -103,7 +103,20 @@ flavor =
 filesystem_store_datadir = {own}/staging/
 [os_glance_tasks_store]
 filesystem_store_datadir = {own}/tasks/
+[oslo_policy]
+policy_file = {own}/sandbox-policy.yaml
 """
+# The unauthenticated pipeline (flavor empty) gives glance a context with no roles and no
+# project. Zed's defaults let it through; Epoxy's (enforce_new_defaults and scope checks on)
+# refuse every call with 403. The sandbox states its policy instead of relying on either:
+# every image API the tests call is open to any caller. (Also no deprecated option is set.)
+SANDBOX_POLICY = "".join(f'"{rule}": ""\n' for rule in (
+    "default", "context_is_admin", "get_images", "get_image", "add_image", "modify_image",
+    "upload_image", "download_image", "delete_image", "stage_image", "copy_image",
+    "deactivate", "reactivate", "publicize_image", "communitize_image", "get_image_location",
+    "set_image_location", "delete_image_location", "get_task", "get_tasks", "add_task",
+    "get_members", "get_member", "add_member", "modify_member", "delete_member",
+))
 
 
 # ---- helpers ------------------------------------------------------------------------------
@@ -173,6 +186,7 @@ class ApiProcess:
         own = self.workdir / self.server
         for sub in ("lock", "staging", "tasks"):
             (own / sub).mkdir(parents=True, exist_ok=True)
+        (own / "sandbox-policy.yaml").write_text(SANDBOX_POLICY)
         conf = own / "glance-api.conf"
         conf.write_text(GLANCE_CONF.format(
             host=self.host, port=self.port, shared=self.workdir / "shared", own=own

@@ -1142,6 +1142,13 @@ def under_load(cluster: Cluster, action: Callable[[], object], what: str,
         if uploads is not None:
             stack.enter_context(uploads)
         time.sleep(1.0)  # traffic before
+        # Before the event every request must succeed: a sandbox glance-api that refuses
+        # every call (e.g. a policy that denies the unauthenticated context) would make
+        # "requests failed during the restart" true for the wrong reason.
+        wait_for("requests succeeding through both haproxies before the event",
+                 lambda: all(p.ok >= 5 for p in pollers), timeout=30)
+        early = [f for p in pollers for f in p.failures]
+        assert not early, f"requests failed before {what}: {sorted(set(early))[:3]}"
         t0 = clock()
         action()
         took = clock() - t0
