@@ -1,0 +1,125 @@
+"""Issue 14 items 1-2 on the real stack: what glance-api 25 does with the classic options.
+
+* audit-middleware: keystonemiddleware's audit filter in the paste pipeline writes a CADF
+  event per API call (charmhelpers KeystoneAuditMiddleware, openstack/charm-glance
+  templates/yoga/api-paste.ini and api_audit_map.conf);
+* use-policyd-override: a zip from the policyd-override resource denies listing images until
+  it is turned off (charmhelpers contrib/openstack/policyd.py);
+* api-config-flags: a flag in [DEFAULT] is enforced (charmhelpers OSConfigFlagContext);
+* use-syslog: glance-api still starts and serves (charmhelpers SyslogContext).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import ops
+
+from tests.functional.driver import GlanceStack
+
+GLANCE_LOG = Path("/var/log/glance/glance-api.log")
+ACTIVE = ops.ActiveStatus("Unit is ready")
+
+
+def _log_size() -> int:
+    return GLANCE_LOG.stat().st_size if GLANCE_LOG.exists() else 0
+
+
+def _log_since(offset: int) -> str:
+    with GLANCE_LOG.open("rb") as log:
+        log.seek(offset)
+        return log.read().decode(errors="replace")
+
+
+def test_audit_middleware_logs_a_cadf_event_per_call(stack: GlanceStack) -> None:
+    assert stack.harness is not None
+    stack.harness.update_config({"audit-middleware": True})
+    try:
+        assert stack.status() == ACTIVE
+        stack.wait_healthy()
+        offset = _log_size()
+        client = stack.image_client()
+        client.list_images()
+        logged = _log_since(offset)
+        assert "audit.http.request" in logged
+        assert "http://schemas.dmtf.org/cloud/audit/1.0/event" in logged
+        assert "service/storage/image" in logged  # the target type from the audit map
+    finally:
+        stack.harness.update_config(unset=["audit-middleware"])
+    assert stack.status() == ACTIVE
+    stack.wait_healthy()
+    offset = _log_size()
+    stack.image_client().list_images()
+    assert "audit.http.request" not in _log_since(offset)
+
+
+def test_policyd_override_denies_listing_until_turned_off(stack: GlanceStack) -> None:
+    assert stack.harness is not None
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("deny-list.yaml", '"get_images": "!"\n')
+    stack.harness.add_resource("policyd-override", buffer.getvalue())
+    stack.harness.update_config({"use-policyd-override": True})
+    try:
+        assert stack.status() == ACTIVE
+        assert Path("/etc/glance/policy.d/deny-list.yaml").exists()
+        stack.wait_healthy()
+        client = stack.image_client()
+        denied = client._call("GET", "/v2/images", expect=(403,))
+        assert denied.status == 403
+    finally:
+        stack.harness.update_config(unset=["use-policyd-override"])
+    assert stack.status() == ACTIVE
+    assert not Path("/etc/glance/policy.d/deny-list.yaml").exists()
+    stack.wait_healthy()
+    assert isinstance(stack.image_client().list_images(), list)
+
+
+def test_api_config_flag_is_enforced(stack: GlanceStack) -> None:
+    assert stack.harness is not None
+    stack.harness.update_config({"api-config-flags": "image_property_quota=2"})
+    client = stack.image_client()
+    try:
+        assert stack.status() == ACTIVE
+        stack.wait_healthy()
+        refused = client._call("POST", "/v2/images", {
+            "name": "quota", "disk_format": "raw", "container_format": "bare",
+            "a": "1", "b": "2", "c": "3"}, expect=(413,))
+        assert refused.status == 413
+    finally:
+        stack.harness.update_config(unset=["api-config-flags"])
+    assert stack.status() == ACTIVE
+    stack.wait_healthy()
+    image = client.create_image("quota", a="1", b="2", c="3")
+    client.delete_image(image["id"])
+
+
+def test_use_syslog_keeps_glance_serving(stack: GlanceStack) -> None:
+    assert stack.harness is not None
+    stack.harness.update_config({"use-syslog": True})
+    try:
+        assert stack.status() == ACTIVE
+        stack.wait_healthy()
+        assert isinstance(stack.image_client().list_images(), list)
+    finally:
+        stack.harness.update_config(unset=["use-syslog"])
+    assert stack.status() == ACTIVE
+    stack.wait_healthy()
+
+
+def test_charm_owned_flag_is_refused_and_glance_keeps_serving(
+    stack: GlanceStack,
+) -> None:
+    assert stack.harness is not None
+    pids = stack.glance_pids()
+    stack.harness.update_config({"api-config-flags": "workers=64"})
+    try:
+        assert stack.status() == ops.BlockedStatus(
+            "api-config-flags sets options the charm owns: workers")
+        assert stack.glance_pids() == pids
+        assert isinstance(stack.image_client().list_images(), list)
+    finally:
+        stack.harness.update_config(unset=["api-config-flags"])
+    assert stack.status() == ACTIVE
