@@ -26,6 +26,7 @@ sandbox (``tests/functional/sandbox.py -- ...``) so it cannot meet the machine's
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import os
 import shlex
@@ -78,11 +79,11 @@ def enter_script(rootfs: Path, command: str, work: Path | None) -> str:
         # private propagation: nothing mounted below leaks to the machine
         "mount --make-rprivate /",
         f"mount --rbind /dev {r}/dev",
-        f"mount -t tmpfs -o mode=1777 shm {r}/dev/shm",
+        f"mount -t tmpfs -o mode=1777 shm {r}/dev/shm",  # noqa: S108 (inside the root)
         f"mount -t proc proc {r}/proc",
         f"mount --rbind /sys {r}/sys",
         f"mount -t tmpfs -o mode=755 run {r}/run",
-        f"mount -t tmpfs -o mode=1777 tmp {r}/tmp",
+        f"mount -t tmpfs -o mode=1777 tmp {r}/tmp",  # noqa: S108 (a fresh tmpfs)
         f"cp -L /etc/resolv.conf {r}/etc/resolv.conf",
     ]
     if work is not None:
@@ -140,9 +141,18 @@ def checkout_files(root: Path) -> list[str]:
     return [name for name in out.decode().split("\0") if name]
 
 
-def copy_checkout(dest: Path) -> Path:
-    """A fresh copy of the checkout at `dest` (the root's tests write caches and builds)."""
+def copy_checkout(dest: Path, ref: str | None = None) -> Path:
+    """A fresh copy of the checkout at `dest` (the root's tests write caches and builds).
+
+    The working tree as it is, or the commit `ref` (``git archive``) when given.
+    """
     shutil.rmtree(dest, ignore_errors=True)
+    if ref is not None:
+        dest.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        return dest
     for name in checkout_files(ROOT):
         source = ROOT / name
         if not source.exists() or source.is_dir():  # deleted in the worktree, or a submodule
@@ -151,6 +161,35 @@ def copy_checkout(dest: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target, follow_symlinks=False)
     return dest
+
+
+def tier_packages(checkout: Path) -> list[str]:
+    """Every package the functional tier installs: the strings of its `*PACKAGES` tuples.
+
+    Read from tests/functional/*.py without importing them. Installed into the root before
+    the tier runs (with the machine's network): inside its sandbox the tier reaches apt only
+    through the machine's namespaces, which are the machine's root, not this one.
+    """
+    found: set[str] = set()
+    for module in sorted((checkout / "tests" / "functional").glob("*.py")):
+        for node in ast.walk(ast.parse(module.read_text(), str(module))):
+            target = node.target if isinstance(node, ast.AnnAssign) else (
+                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1
+                else None)
+            value = getattr(node, "value", None)
+            if (isinstance(target, ast.Name) and target.id.endswith("PACKAGES")
+                    and isinstance(value, ast.Tuple)):
+                found |= {elt.value for elt in value.elts
+                          if isinstance(elt, ast.Constant) and isinstance(elt.value, str)}
+    return sorted(found)
+
+
+def install_command(packages: Sequence[str]) -> str:
+    """apt-get install in the root, no service started by a postinst (policy-rc.d 101)."""
+    policy = "/usr/sbin/policy-rc.d"
+    return (f"printf '#!/bin/sh\\nexit 101\\n' > {policy} && chmod 755 {policy} && "
+            "apt-get update -q && apt-get install -y -q --no-install-recommends "
+            f"{' '.join(shlex.quote(p) for p in packages)}; rc=$?; rm -f {policy}; exit $rc")
 
 
 def commands(only: str | None, pytest_args: Sequence[str]) -> list[tuple[str, str]]:
@@ -173,12 +212,18 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached root")
     parser.add_argument("--shell", action="store_true", help="an interactive shell inside")
     parser.add_argument("--only", choices=("functional", "local"))
+    parser.add_argument("--ref", help="test this commit (git archive) instead of the worktree")
     parser.add_argument("pytest_args", nargs="*", help="passed to the functional tier")
     options = parser.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("[epoxy] needs root (debootstrap, namespaces, chroot)")
     rootfs = ensure_rootfs(options.rebuild)
-    work = copy_checkout(CACHE / "work")
+    work = copy_checkout(CACHE / "work", options.ref)
+    packages = tier_packages(work)
+    _log(f"the tier's packages, from trixie: {' '.join(packages)}")
+    if run_inside(rootfs, install_command(packages)) != 0:
+        _log("installing the tier's packages in the root failed")
+        return 1
     if options.shell:
         return run_inside(rootfs, "exec /bin/bash -i", work)
     failed = []
