@@ -1122,8 +1122,9 @@ def _subordinate_configuration(sections: object) -> str:
     return json.dumps({"glance-api": {"/etc/glance/glance-api.conf": {"sections": sections}}})
 
 
-def _sub_expected(raw: str | None) -> dict[str, dict[str, str]]:
-    """What a foreign section must hold: the first one-line value of each valid key."""
+def _sub_expected(raw: str | None, names: tuple[str, ...] = FOREIGN_SECTIONS,
+                  ) -> dict[str, dict[str, str]]:
+    """What a foreign section must hold: the last one-line value of each valid key."""
     try:
         sections = json.loads(raw or "")["glance-api"]["/etc/glance/glance-api.conf"][
             "sections"]
@@ -1132,14 +1133,14 @@ def _sub_expected(raw: str | None) -> dict[str, dict[str, str]]:
     expected: dict[str, dict[str, str]] = {}
     if not isinstance(sections, dict):
         return {}
-    for section in FOREIGN_SECTIONS:
+    for section in names:
         pairs = sections.get(section)
         for pair in pairs if isinstance(pairs, list) else []:
             if (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
                     and re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}", pair[0])
                     and isinstance(pair[1], str | int | float | bool)
                     and not any(ord(c) < 32 or ord(c) == 127 for c in str(pair[1]))):
-                expected.setdefault(section, {}).setdefault(pair[0], str(pair[1]))
+                expected.setdefault(section, {})[pair[0]] = str(pair[1])
     return expected
 
 
@@ -1151,7 +1152,14 @@ def backend_oracle(world: World, parsed: dict[str, dict[str, str]]) -> None:
     flag = (bags[0].get("cinder-backend") or "") if bags else ""
     cinder = flag.strip().lower() in ("true", "yes", "1")
     assert ("cinder:cinder" in parsed["DEFAULT"]["enabled_backends"]) == cinder
-    assert parsed["glance_store"]["default_backend"] == ("cinder" if cinder else "local")
+    sub_default = _sub_value(raw, "glance_store", "default_backend")
+    assert parsed["glance_store"]["default_backend"] == (
+        sub_default if sub_default is not None else ("cinder" if cinder else "local"))
+
+
+def _sub_value(raw: str | None, section: str, key: str) -> str | None:
+    """The subordinate's (last valid) value of one key in a section the charm also writes."""
+    return _sub_expected(raw, (section,)).get(section, {}).get(key)
 
 
 def run_storage_backend(gh: GlanceHarness, cfg: settings) -> None:

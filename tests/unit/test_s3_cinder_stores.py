@@ -155,15 +155,18 @@ def test_storage_backend_subordinate_configuration_is_merged(gh: GlanceHarness) 
     sub = {"glance-api": {"/etc/glance/glance-api.conf": {"sections": {
         "DEFAULT": [["workers", "99"]],
         "glance_store": [["default_backend", "other"], ["store_extra", "1"]],
-        "vendor_store": [["vendor_opt", "a,b"], ["vendor_url", "http://x:1/$y"]],
+        "vendor_store": [["vendor_opt", "first"], ["vendor_url", "http://x:1/$y"],
+                         ["vendor_opt", "a,b"]],
     }}}}
     relate_backend(gh, {"subordinate_configuration": json.dumps(sub)})
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     conf = gh.conf()
     assert conf["DEFAULT"]["workers"] != "99"  # DEFAULT is skipped, as the classic template
-    assert conf["glance_store"]["default_backend"] == "local"  # the charm's key stays
+    # the classic template's later [glance_store] wins in oslo.config: the subordinate's
+    assert conf["glance_store"]["default_backend"] == "other"
     assert conf["glance_store"]["store_extra"] == "1"
     assert dict(conf["vendor_store"]) == {"vendor_opt": "a,b", "vendor_url": "http://x:1/$y"}
+    assert gh.conf_path.read_text().count("[glance_store]") == 1
 
 
 @pytest.mark.parametrize("raw", ["not json", json.dumps({"nova": {}}), json.dumps(

@@ -58,42 +58,34 @@ def merge_sections(
 ) -> str:
     """Merge storage-backend subordinate sections into rendered glance-api.conf text.
 
-    The classic charm appends them as sections of their own (templates/parts/section-
-    storage), where oslo.config merges a repeated section and the later value of a key
-    wins. Here a section glance-api.conf already has gets the subordinate's keys at its
-    end, except keys the charm already set there (the charm's value stays, logged);
-    other sections are appended. The result has each section once.
+    The classic charm appends them as sections of their own after its own (templates/
+    parts/section-storage); oslo.config reads a repeated section as one and the later value
+    of a key wins, so the subordinate's value wins. The same result is written here with
+    each section and key once: a key the file already has in that section gets the
+    subordinate's value (logged), other keys are added at the section's end, sections the
+    file lacks are appended; of a key given twice the last value counts.
     """
     if not sections:
         return conf
     lines = conf.splitlines(keepends=True)
     for section, pairs in sections:
+        wanted = dict(pairs)  # the last value of a repeated key, as oslo.config reads it
         header = f"[{section}]\n"
-        if header in lines:
-            start = lines.index(header) + 1
-            end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")),
-                       len(lines))
-            while end > start and not lines[end - 1].strip():
-                end -= 1
-            taken = {line.split("=", 1)[0].strip() for line in lines[start:end] if "=" in line}
-            new = []
-            for key, value in pairs:
-                if key in taken:
-                    logger.warning("storage-backend: [%s] %s is set by the charm; kept",
-                                   section, key)
-                    continue
-                taken.add(key)
-                new.append(f"{key} = {value}\n")
-            lines[end:end] = new
-        else:
+        if header not in lines:
             if lines and lines[-1].strip():
                 lines.append("\n")
             lines.append(header)
-            seen: set[str] = set()
-            for key, value in pairs:
-                if key not in seen:  # first value of a repeated key, as oslo would not
-                    seen.add(key)
-                    lines.append(f"{key} = {value}\n")
+        start = lines.index(header) + 1
+        end = next((i for i in range(start, len(lines)) if lines[i].startswith("[")),
+                   len(lines))
+        while end > start and not lines[end - 1].strip():
+            end -= 1
+        for index in range(start, end):
+            key = lines[index].split("=", 1)[0].strip()
+            if "=" in lines[index] and key in wanted:
+                logger.warning("storage-backend: [%s] %s set by the subordinate", section, key)
+                lines[index] = f"{key} = {wanted.pop(key)}\n"
+        lines[end:end] = [f"{key} = {value}\n" for key, value in wanted.items()]
     return "".join(lines)
 
 
