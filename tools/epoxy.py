@@ -134,6 +134,20 @@ def ensure_rootfs(rebuild: bool = False) -> Path:
     return rootfs
 
 
+def trust_machine_cas(rootfs: Path) -> int:
+    """Trust in the root what the machine trusts locally (/usr/local/share/ca-certificates).
+
+    A machine behind a TLS-inspecting egress proxy reaches PyPI only with its local CAs;
+    the root's pip needs them too. update-ca-certificates runs inside the root.
+    """
+    local = Path("/usr/local/share/ca-certificates")
+    target = rootfs / "usr/local/share/ca-certificates"
+    target.mkdir(parents=True, exist_ok=True)
+    for cert in sorted(local.glob("**/*.crt")) if local.is_dir() else []:
+        shutil.copy2(cert, target / cert.name)
+    return run_inside(rootfs, "update-ca-certificates >/dev/null")
+
+
 def checkout_files(root: Path) -> list[str]:
     """The checkout's files as git sees them: tracked plus untracked, not ignored."""
     out = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
@@ -218,6 +232,9 @@ def main(argv: Sequence[str]) -> int:
     if os.geteuid() != 0:
         raise SystemExit("[epoxy] needs root (debootstrap, namespaces, chroot)")
     rootfs = ensure_rootfs(options.rebuild)
+    if trust_machine_cas(rootfs) != 0:
+        _log("update-ca-certificates failed in the root")
+        return 1
     work = copy_checkout(CACHE / "work", options.ref)
     packages = tier_packages(work)
     _log(f"the tier's packages, from trixie: {' '.join(packages)}")
