@@ -134,7 +134,7 @@ class Sample:
 class Poller:
     """Clients in a namespace sending GET /v2/images through the VIP, bounded in count and time.
 
-    Each request uses a fresh connection and a 5 s timeout; each client pauses 50 ms between
+    Each request uses a fresh connection and a 10 s timeout; each client pauses 50 ms between
     requests. The clients stop at `stop()`, after
     `max_requests` in all, or after `max_seconds`, whichever comes first.
     """
@@ -145,7 +145,7 @@ class Poller:
     clients: int = 4
     max_requests: int = 4000
     max_seconds: float = 150.0
-    timeout: float = 5.0
+    timeout: float = 10.0
     pause: float = 0.05  # between one client's requests: ~80 requests/s with 4 clients
     samples: list[Sample] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -400,6 +400,9 @@ class Deployment:
     def poller(self, vip: str = VIP, **kwargs: Any) -> Poller:
         assert self.keystone is not None and self.lab is not None
         return Poller(self.lab.client.pid, vip, self.keystone.token(), **kwargs)
+
+    def agent_of(self, node: Node) -> UnitAgent:
+        return self.agents[node.index]
 
     def node_sh(self, node: Node, script: str) -> str:
         return node.ns.sh(script)

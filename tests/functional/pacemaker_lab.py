@@ -88,21 +88,22 @@ def in_netns(pid: int, func: Callable[[], T]) -> T:
 
     Sockets it makes stay in that namespace after the thread ends.
     """
-    result: dict[str, Any] = {}
+    result: dict[str, T] = {}
+    errors: list[BaseException] = []
 
     def body() -> None:
         try:
             enter_netns(pid)
             result["value"] = func()
         except BaseException as err:  # handed to the caller below
-            result["error"] = err
+            errors.append(err)
 
     thread = threading.Thread(target=body, name=f"netns-{pid}")
     thread.start()
     thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]  # type: ignore[no-any-return]
+    if errors:
+        raise errors[0]
+    return result["value"]
 
 
 def run(argv: Sequence[str], *, timeout: float = 60.0, check: bool = True,

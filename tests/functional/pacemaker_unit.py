@@ -49,7 +49,7 @@ class _Unit:
         if unit != harness.model.unit.name:  # Harness always plays <app>/0 (as in
             harness._backend.unit_name = unit  # test_rolling_restart_real.unit_harness)
             harness._unit_name = unit
-            harness._model = ops.model.Model(harness._meta, harness._backend)
+            harness._model = ops.model.Model(harness._meta, harness._backend)  # type: ignore[arg-type]
             harness._framework.model = harness._model
         harness.add_network(address)
         harness.set_leader(leader)
@@ -93,6 +93,18 @@ class _Unit:
     def hook(self, name: str) -> dict[str, Any]:
         getattr(self.harness.charm.on, name).emit()
         return self.status()
+
+    def haproxy_servers(self) -> dict[str, str]:
+        """This unit's haproxy: status of each glance-api server (stats socket)."""
+        from glance_charm.workload.haproxy import BACKEND_NAME, STATS_SOCKET, stats
+
+        try:
+            rows = stats(Path(STATS_SOCKET))
+        except OSError:
+            return {}
+        return {row["svname"]: row["status"] for row in rows
+                if row.get("pxname") == BACKEND_NAME
+                and row.get("svname") not in ("FRONTEND", "BACKEND")}
 
     def bag(self, endpoint: str, entity: str) -> dict[str, str]:
         if endpoint not in self.relations:
