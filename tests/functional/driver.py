@@ -9,7 +9,10 @@ and registers the endpoints the charm publishes in keystone, as the keystone cha
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -35,18 +38,35 @@ GLANCE_CONF = Path("/etc/glance/glance-api.conf")
 SERVICE_GLANCE = r"/usr/bin/glance-api --config-file=/etc/glance/glance-api\.conf"
 
 
+def own_pids(pattern: str) -> set[int]:
+    """PIDs whose command line matches `pattern` in this process's pid namespace.
+
+    A functional sandbox's processes are visible from the machine (and a nested sandbox's from
+    the tier), so `make local` and the tier only ever touch processes of their own namespace.
+    """
+    found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True,
+                           check=False).stdout.split()
+    mine = os.readlink("/proc/self/ns/pid")
+    pids = set()
+    for pid in found:
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{pid}/ns/pid") == mine:
+                pids.add(int(pid))
+    return pids
+
+
 def stop_glance_service() -> None:
     """Stop haproxy and glance-api (the charm starts both through `service`); wait for them."""
     subprocess.run(["service", "haproxy", "stop"], capture_output=True, check=False)
     subprocess.run(["service", "glance-api", "stop"], capture_output=True, check=False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-f", SERVICE_GLANCE], capture_output=True,
-                               check=False)
-        if found.returncode != 0:
+        if not own_pids(SERVICE_GLANCE):
             return
         time.sleep(0.5)
-    subprocess.run(["pkill", "-9", "-f", SERVICE_GLANCE], check=False)
+    for pid in own_pids(SERVICE_GLANCE):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -164,9 +184,7 @@ class GlanceStack:
 
     def glance_pids(self) -> set[int]:
         """PIDs of the running glance-api processes (parent and workers)."""
-        found = subprocess.run(["pgrep", "-f", SERVICE_GLANCE], capture_output=True,
-                               text=True, check=False)
-        return {int(pid) for pid in found.stdout.split()}
+        return own_pids(SERVICE_GLANCE)
 
     def stop(self) -> None:
         """Stop glance-api, keystone and mariadb; leave nothing running."""

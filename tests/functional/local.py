@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import subprocess
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -70,9 +71,7 @@ def _remember(stack: object) -> None:
 
 def down() -> int:
     """Stop what `up` left running (by recorded PID) and glance-api."""
-    import signal
-
-    from tests.functional.driver import stop_glance_service
+    from tests.functional.driver import own_pids, stop_glance_service
 
     stop_glance_service()
     if STATE.exists():
@@ -83,7 +82,9 @@ def down() -> int:
                 continue
             print(f"stopped {name} (pid {pid})")
         STATE.unlink()
-    subprocess.run(["pkill", "-f", "uwsgi_python3.*keystone"], check=False)
+    for pid in own_pids("uwsgi_python3.*keystone"):  # never a sandbox's (make test's) keystone
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     return 0
 
 

@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.functional import sandbox
+
 logger = logging.getLogger(__name__)
 
 #: Packages the functional tier needs (see REAL-STACK.md).
@@ -298,6 +300,7 @@ def _run(
     stdin: str | None = None,
     timeout: float = 600.0,
     log_path: Path | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> str:
     """Run a command to completion, raising a redacted error on failure.
 
@@ -307,6 +310,7 @@ def _run(
         stdin: text fed on stdin (where secrets go).
         timeout: seconds before the command is killed.
         log_path: if given, stdout and stderr are appended to this file too.
+        pass_fds: file descriptors the command inherits.
 
     Returns:
         The command's stdout.
@@ -323,6 +327,7 @@ def _run(
             env=dict(env) if env is not None else system_env(),
             timeout=timeout,
             check=False,
+            pass_fds=tuple(pass_fds),
         )
     except subprocess.TimeoutExpired as exc:
         raise RealStackError(f"{argv[0]} timed out after {timeout:.0f}s") from exc
@@ -430,11 +435,14 @@ def install_packages(extra: Sequence[str] = ()) -> float:
     env = system_env({"DEBIAN_FRONTEND": "noninteractive", "NEEDRESTART_MODE": "l"})
     lock = ["-o", "DPkg::Lock::Timeout=300"]
     logger.info("apt installing %s", " ".join(missing))
+    # In the functional sandbox (no network, private apt lists) apt runs in the machine's
+    # mount and network namespaces, as it would outside.
     with _services_not_started():
         if not _STATE["apt_updated"]:
-            _run(["apt-get", *lock, "update", "-q"], env=env, timeout=900)
+            argv, fds = sandbox.host_argv(["apt-get", *lock, "update", "-q"])
+            _run(argv, env=env, timeout=900, pass_fds=fds)
             _STATE["apt_updated"] = True
-        _run(
+        argv, fds = sandbox.host_argv(
             [
                 "apt-get",
                 *lock,
@@ -447,10 +455,9 @@ def install_packages(extra: Sequence[str] = ()) -> float:
                 "-o",
                 "Dpkg::Options::=--force-confold",
                 *missing,
-            ],
-            env=env,
-            timeout=1800,
+            ]
         )
+        _run(argv, env=env, timeout=1800, pass_fds=fds)
     still_missing = missing_packages(missing)
     if still_missing:
         raise RealStackError(f"packages still missing after install: {still_missing}")
