@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -123,3 +124,33 @@ def test_charm_owned_flag_is_refused_and_glance_keeps_serving(
     finally:
         stack.harness.update_config(unset=["api-config-flags"])
     assert stack.status() == ACTIVE
+
+
+def test_storage_backend_subordinate_configuration_takes_effect(stack: GlanceStack) -> None:
+    """A glance-backend subordinate's [image_format] is merged in and enforced.
+
+    charmhelpers SubordinateConfigContext(service=['glance-api'], config_file=
+    /etc/glance/glance-api.conf): its value wins, as in the classic's repeated section;
+    removing the relation restores the charm's own.
+    """
+    assert stack.harness is not None
+    rel = stack.harness.add_relation("storage-backend", "glance-backend")
+    stack.harness.add_relation_unit(rel, "glance-backend/0")
+    sections = {"image_format": [["disk_formats", "raw,iso"]]}
+    stack.harness.update_relation_data(rel, "glance-backend/0", {
+        "subordinate_configuration": json.dumps(
+            {"glance-api": {"/etc/glance/glance-api.conf": {"sections": sections}}})})
+    client = stack.image_client()
+    try:
+        assert stack.status() == ACTIVE
+        stack.wait_healthy()
+        refused = client._call("POST", "/v2/images", {
+            "name": "fmt", "disk_format": "qcow2", "container_format": "bare"},
+            expect=(400,))
+        assert refused.status == 400
+    finally:
+        stack.harness.remove_relation(rel)
+    assert stack.status() == ACTIVE
+    stack.wait_healthy()
+    image = client.create_image("fmt", disk_format="qcow2")
+    client.delete_image(image["id"])
