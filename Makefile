@@ -7,7 +7,7 @@ TOX := $(VENV)/bin/tox
 PY312 ?= $(firstword $(wildcard /usr/bin/python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12))
 export GLANCE_PY312 := $(PY312)
 
-.PHONY: local local-down test lint unit functional integration pack packing docs py312
+.PHONY: local local-down test lint unit fuzz functional integration pack packing docs py312
 
 $(TOX):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ test: $(TOX) py312  ## lint + types + unit (with coverage) + functional + packin
 lint: $(TOX) py312
 	$(TOX) -e $@
 
-unit functional integration: $(TOX)
+unit fuzz functional integration: $(TOX)  ## fuzz: the release check's 2,000-example fuzz
 	$(TOX) -e $@
 
 py312:

@@ -22,8 +22,10 @@ charm costs ~20 ms, so Harness it is): one Harness per test function; templates 
 once (rendering keeps one jinja Environment per process, and `_shared_environments` hands
 any other caller the same one); fsync skipped and
 files on tmpfs (atomicity is what test_crash_recovery checks); `haproxy -c` stubbed
-(test_haproxy runs the real one); values sampled from seeded corpora. `-m slow` runs
-20,000 examples per endpoint instead of 2,000; GLANCE_FUZZ_EXAMPLES=N overrides both.
+(test_haproxy runs the real one); values sampled from seeded corpora. Examples per endpoint:
+150 in `make test` (FUZZ_PROFILES["ci"], sized for its 10-minute budget), 2,000 in `make fuzz`
+(GLANCE_FUZZ_PROFILE=full, the release check), 20,000 with `-m slow`;
+GLANCE_FUZZ_EXAMPLES=N overrides all three.
 Counts (examples, hooks, bad inputs, statuses, known-bug hits) are printed at the end.
 """
 
@@ -59,7 +61,11 @@ from glance_charm.relations import ha as ha_relation
 from tests.fixtures import load
 from tests.unit.conftest import GLANCE_VERSION, GlanceHarness
 
-NORMAL_EXAMPLES = 2_000
+# Examples per endpoint. `make test` (the "ci" profile) is sized so the whole `make test` stays
+# within 10 minutes on a 2-core machine; `make fuzz` (GLANCE_FUZZ_PROFILE=full, what a release
+# check runs) plays the full 2,000; `-m slow` plays 20,000.
+FUZZ_PROFILES = {"ci": 150, "full": 2_000}
+PROFILE_ENV = "GLANCE_FUZZ_PROFILE"
 SLOW_EXAMPLES = 20_000
 UNIT = "glance/0"
 ADDRESS = "10.5.0.100"
@@ -641,11 +647,15 @@ def report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def examples(request: pytest.FixtureRequest, slow: bool) -> settings:
+    """Hypothesis settings for one endpoint's run: the profile's count, or the slow one."""
     if slow and "slow" not in (request.config.getoption("markexpr") or "") and not (
         os.environ.get("GLANCE_FUZZ_SLOW")
     ):
         pytest.skip("20,000-example run: select it with -m slow (or GLANCE_FUZZ_SLOW=1)")
-    count = SLOW_EXAMPLES if slow else NORMAL_EXAMPLES
+    profile = os.environ.get(PROFILE_ENV) or "ci"
+    if profile not in FUZZ_PROFILES:
+        pytest.fail(f"{PROFILE_ENV}={profile!r}: one of {', '.join(FUZZ_PROFILES)}")
+    count = SLOW_EXAMPLES if slow else FUZZ_PROFILES[profile]
     count = int(os.environ.get("GLANCE_FUZZ_EXAMPLES", count))  # for a quick local look
     return settings(
         max_examples=count, deadline=None,
