@@ -31,5 +31,8 @@ unit fuzz functional integration: $(TOX)  ## fuzz: the release check's 2,000-exa
 py312:
 	@test -n "$(PY312)" || { echo "error: no Python 3.12 found (looked for /usr/bin/python3.12 and ~/.pyenv/versions/3.12*); install one or run make PY312=/path/to/python3.12" >&2; exit 1; }
 
-pack docs packing: $(TOX)  ## pack: build/glance_amd64.charm; docs: README table; packing: check it
+docs: $(TOX)  ## README config table
+	$(TOX) -e $@
+
+pack packing: $(TOX) py312  ## pack: build/glance_amd64.charm; packing: check it (Python 3.12)
 	$(TOX) -e $@

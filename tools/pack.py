@@ -1,29 +1,35 @@
-#!/usr/bin/env python3
 """Scripted stand-in for `charmcraft pack`: builds the same .charm layout on a non-Ubuntu host.
 
 `charmcraft pack` is what users run. It cannot build on this Debian host ("Ubuntu 24.04 builds
 cannot be performed on this Debian 12 system"), so local checks build the archive with this
-script instead. It follows what charmcraft 4.x does for a `charm`-plugin part (read from its
-source: `charm_builder.py`, `services/package.py`, `utils/file.py`):
+script instead. It follows what charmcraft 4.5 does for a `uv`-plugin part (read from its
+source: `parts/plugins/_uv.py`, `utils/parts.py`, `dispatch.py`, craft-parts' `uv_plugin.py`):
 
-* prime: the entries of the part's `prime:` list (`src/`, `templates/`), then what the charm
-  plugin adds: `dispatch` (charmcraft's exact text, mode 0755), `hooks/{install,start,
-  upgrade-charm}` -> `../dispatch`, and `venv/` = the site-packages of the requirements;
+* build: `uv venv --relocatable --allow-existing --python <python3.12> venv`, then
+  `uv sync --no-dev --no-editable --reinstall --no-install-project` with ``UV_FROZEN=true``
+  (exactly uv.lock's versions), ``UV_PROJECT_ENVIRONMENT=venv``, ``UV_COMPILE_BYTECODE=1``,
+  ``UV_PYTHON_DOWNLOADS=never``; then the python symlinks and every other file in
+  ``venv/bin`` but ``activate`` are removed, ``activate`` gets a portable VIRTUAL_ENV and a
+  ``lib64`` symlink goes: the charm's deps are in ``venv/lib/python3.12/site-packages``;
+* prime: ``src/`` and ``lib/`` (if any) as the uv plugin copies them, what other (dump) parts
+  prime (``templates/``), ``venv/``, and ``dispatch`` (charmcraft's uv-era text: it links
+  ``venv/bin/python`` to the unit's ``python3`` on first run); no ``hooks/``;
 * the project's `metadata.yaml`, `config.yaml` and `actions.yaml`, copied verbatim, and a
   `manifest.yaml` (charmcraft-version, charmcraft-started-at, bases, analysis attributes);
 * a deflated zip named `<name>_<platform>.charm` whose members follow symlinks, as
   charmcraft's `build_zip` does.
 
 File modes are kept as they are in the work tree, as charmcraft keeps them. The venv is built
-for the target base's Python (3.12 on ubuntu@24.04) with `pip install --target --platform
---python-version --only-binary=:all:`, so compiled wheels (pydantic-core) are the target's, not
-this host's. Unlike charmcraft it does not also put pip/setuptools/wheel in the venv.
+with a Python 3.12 interpreter (the target base's): /usr/bin/python3.12, a pyenv 3.12, or
+``--python`` / ``GLANCE_PY312``; uv comes from PyPI (``tox -e pack`` installs the pinned one).
+Only amd64 is built (uv installs the wheels of this machine's platform).
 
 Differences from charmcraft that matter for a real `charmcraft pack` are reported as problems
-(see `project_problems`): a `prime:` list that leaves out what the charm plugin generates, a
-non-executable entrypoint, a compiled dependency that the plugin would build from source.
+(see `project_problems`): a charm part that is not the uv plugin on ``source: .`` with the
+astral-uv build snap, a uv.lock missing or out of date with pyproject.toml, a non-executable
+entrypoint.
 
-Usage: `python tools/pack.py [--output-dir build] [--strict]`.
+Usage: `python tools/pack.py [--output-dir build] [--python PATH] [--strict]`.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import glob
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,28 +52,50 @@ from pathlib import Path
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-#: charmcraft's DISPATCH_CONTENT (charmcraft/const.py, 3.x and 4.x), formatted with the
-#: entrypoint path relative to the charm root.
-DISPATCH_TEMPLATE = """#!/bin/sh
+#: charmcraft's DISPATCH_SCRIPT_TEMPLATE (charmcraft/dispatch.py, 4.x: uv/poetry/python
+#: plugins), formatted with the entrypoint path relative to the charm root.
+DISPATCH_TEMPLATE = """\
+#!/bin/sh
+dispatch_path="$(dirname $(realpath $0))"
+venv_bin_path="${{dispatch_path}}/venv/bin"
+python_path="${{venv_bin_path}}/python"
+if [ ! -e "${{python_path}}" ]; then
+    mkdir -p "${{venv_bin_path}}"
+    ln -s $(which python3) "${{python_path}}"
+fi
 
-JUJU_DISPATCH_PATH="${{JUJU_DISPATCH_PATH:-$0}}" PYTHONPATH=lib:venv \\
-  exec ./{entrypoint}
+# Add charm lib and source directories to PYTHONPATH so the charm can import
+# libraries and its own modules as expected.
+export PYTHONPATH="${{dispatch_path}}/lib:${{dispatch_path}}/src"
+
+# Add the charm's lib and usr/lib directories to LD_LIBRARY_PATH, allowing
+# staged packages to be discovered by the dynamic linker.
+{ld_library_path}
+
+exec "${{python_path}}" "${{dispatch_path}}/{entrypoint}"
 """
-#: Hooks the charm builder links to dispatch for Juju versions without dispatch support.
-MANDATORY_HOOKS = ("install", "start", "upgrade-charm")
-#: What the charm plugin generates in its install dir; a `prime:` list must keep them.
-PLUGIN_OUTPUTS = ("dispatch", "hooks", "venv")
+#: One line of the template (longer than this file's lines may be).
+LD_LIBRARY_PATH_LINE = (
+    'export LD_LIBRARY_PATH="${dispatch_path}/usr/lib:${dispatch_path}/lib:'
+    '${dispatch_path}/usr/lib/$(uname -m)-linux-gnu"'
+)
+#: charmcraft's default entrypoint (the uv plugin has no charm-entrypoint key).
+ENTRYPOINT = "src/charm.py"
+#: What the uv plugin copies from the project next to venv/ (charmcraft get_charm_copy_commands).
+PLUGIN_COPIES = ("src", "lib")
 #: Python of each supported base (Ubuntu's python3).
 BASE_PYTHON = {"ubuntu@22.04": "3.10", "ubuntu@24.04": "3.12"}
-#: pip --platform tag for each Juju architecture.
-ARCH_PLATFORM = {"amd64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+#: Platforms this script can build (uv installs this machine's wheels).
+BUILDABLE = {"amd64": "x86_64"}
 #: Layout version written as charmcraft-version: the charmcraft release whose behaviour this
 #: script follows, with a local tag saying the archive came from this script.
 CHARMCRAFT_VERSION = "4.5.0+tools.pack"
-#: Dependencies whose source build needs a Rust toolchain.
-RUST_DISTS = frozenset({"pydantic-core", "cryptography"})
+#: The environment craft-parts' uv plugin builds in (plus UV_PROJECT_ENVIRONMENT, UV_PYTHON).
+UV_ENV = {"UV_FROZEN": "true", "UV_COMPILE_BYTECODE": "1", "UV_PYTHON_DOWNLOADS": "never",
+          "UV_PYTHON_PREFERENCE": "only-system"}
 SKIP_NAMES = ("__pycache__",)
 SKIP_SUFFIXES = (".pyc", ".pyo")
+PY312_CANDIDATES = ("/usr/bin/python3.12", "~/.pyenv/versions/3.12*/bin/python3.12")
 
 
 class PackError(RuntimeError):
@@ -81,20 +111,17 @@ class Project:
         name: charm name (metadata.yaml).
         base: run-on base, e.g. ``ubuntu@24.04``.
         platforms: platform labels (architectures), e.g. ``("amd64",)``.
-        entrypoint: charm entrypoint relative to the root, e.g. ``src/charm.py``.
-        requirements: requirements files relative to the root.
-        binary_packages: ``charm-binary-python-packages``.
-        prime: the part's ``prime:`` entries (empty: everything).
+        part: the ``charm`` part as written.
+        extra_prime: what the other (dump) parts prime from the project, e.g. ``templates``.
     """
 
     root: Path
     name: str
     base: str
     platforms: tuple[str, ...]
-    entrypoint: str
-    requirements: tuple[str, ...]
-    binary_packages: tuple[str, ...]
-    prime: tuple[str, ...]
+    part: dict
+    extra_prime: tuple[str, ...]
+    entrypoint: str = ENTRYPOINT
 
     @property
     def python_version(self) -> str:
@@ -135,20 +162,26 @@ def load_project(root: Path) -> Project:
     metadata = _read_yaml(root / "metadata.yaml")
     parts = charmcraft.get("parts") or {}
     part = parts.get("charm")
-    if not isinstance(part, dict) or part.get("plugin", "charm") != "charm":
-        raise PackError("charmcraft.yaml has no `charm` part using the charm plugin")
+    if not isinstance(part, dict):
+        raise PackError("charmcraft.yaml has no `charm` part")
     platforms = tuple(charmcraft.get("platforms") or {})
     if not platforms:
         raise PackError("charmcraft.yaml lists no platforms")
+    extra: list[str] = []
+    for name, other in parts.items():
+        if name == "charm" or not isinstance(other, dict):
+            continue
+        if other.get("plugin") != "dump" or other.get("source", ".") != ".":
+            raise PackError(f"part {name!r}: only dump parts with `source: .` are supported")
+        extra += [str(entry).rstrip("/") for entry in other.get("prime") or ()
+                  if not str(entry).startswith("-")]
     return Project(
         root=root,
         name=str(charmcraft.get("name") or metadata.get("name") or ""),
         base=str(charmcraft.get("base", "")),
         platforms=platforms,
-        entrypoint=str(part.get("charm-entrypoint", "src/charm.py")),
-        requirements=tuple(part.get("charm-requirements") or ()),
-        binary_packages=tuple(part.get("charm-binary-python-packages") or ()),
-        prime=tuple(part.get("prime") or ()),
+        part=part,
+        extra_prime=tuple(extra),
     )
 
 
@@ -157,71 +190,67 @@ def load_project(root: Path) -> Project:
 # ------------------------------------------------------------------------------------------
 
 
-def _prime_keeps(prime: Sequence[str], path: str) -> bool:
-    """Whether a craft-parts prime fileset keeps a top-level path (globs included)."""
-    includes = [entry.lstrip("\\") for entry in prime if not entry.startswith("-")]
-    excludes = [entry[1:].rstrip("/") for entry in prime if entry.startswith("-")]
-    if any(Path(path).match(pattern) or pattern == path for pattern in excludes):
-        return False
-    if not includes:
-        return True
-    for include in includes:
-        pattern = include.rstrip("/")
-        if pattern in ("*", path) or Path(path).match(pattern):
-            return True
-    return False
-
-
-def _requirement_names(project: Project) -> set[str]:
-    names: set[str] = set()
-    for req in project.requirements:
-        for raw in (project.root / req).read_text(encoding="utf-8").splitlines():
-            line = raw.split("#", 1)[0].strip()
-            if line and not line.startswith("-"):
-                match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
-                if match:
-                    names.add(_canonical(match.group(0)))
-    return names
-
-
 def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def compiled_distributions(venv: Path) -> set[str]:
-    """Names of the installed distributions that are not pure Python.
+def find_python312(explicit: str | None = None) -> str:
+    """The Python 3.12 to build (and run) the charm's venv with.
 
     Args:
-        venv: a site-packages style directory.
+        explicit: a path given by the user (``--python``; else ``GLANCE_PY312``).
 
-    Returns:
-        Canonical names (``pydantic-core``) of the wheels with ``Root-Is-Purelib: false``.
+    Raises:
+        PackError: with where it looked, when there is none.
     """
-    names: set[str] = set()
-    for wheel in venv.glob("*.dist-info/WHEEL"):
-        if "Root-Is-Purelib: false" in wheel.read_text(encoding="utf-8"):
-            names.add(_canonical(wheel.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]))
-    return names
+    given = explicit or os.environ.get("GLANCE_PY312")
+    candidates = [given] if given else [
+        found for pattern in PY312_CANDIDATES
+        for found in sorted(glob.glob(os.path.expanduser(pattern)))]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise PackError(
+        "no Python 3.12 (the ubuntu@24.04 charm's interpreter) found: looked for "
+        f"{given or ' and '.join(PY312_CANDIDATES)}; install one (e.g. `pyenv install 3.12`) "
+        "or pass --python / GLANCE_PY312")
 
 
-def project_problems(project: Project, venv: Path | None = None) -> list[str]:
+def find_uv() -> str:
+    """The uv executable: next to this interpreter (tox), else on PATH."""
+    beside = Path(sys.executable).with_name("uv")
+    found = str(beside) if os.access(beside, os.X_OK) else shutil.which("uv")
+    if not found:
+        raise PackError("uv not found: `pip install uv` (tox -e pack installs the pinned one)")
+    return found
+
+
+def project_problems(project: Project, uv: str | None = None) -> list[str]:
     """List what would make `charmcraft pack` produce a broken or unbuildable charm.
 
     Args:
         project: the project.
-        venv: the built dependencies, to find compiled ones (default: assume pydantic-core).
+        uv: uv executable to check that uv.lock is current (skipped when None).
 
     Returns:
         One sentence per problem; empty when none is found.
     """
     problems: list[str] = []
-    dropped = [path for path in PLUGIN_OUTPUTS if not _prime_keeps(project.prime, path)]
-    if dropped:
-        problems.append(
-            "charmcraft.yaml: the charm part's `prime:` list keeps only "
-            f"{', '.join(project.prime)}, so the charm plugin's {', '.join(dropped)} would be "
-            "left out of the packed charm (add them to `prime:` or drop the list)"
-        )
+    part = project.part
+    if part.get("plugin") != "uv" or part.get("source") != ".":
+        problems.append("charmcraft.yaml: the charm part must use `plugin: uv` with `source: .`")
+    if "astral-uv" not in (part.get("build-snaps") or ()):
+        problems.append("charmcraft.yaml: the uv plugin needs `build-snaps: [astral-uv]`")
+    if not (project.root / "uv.lock").is_file():
+        problems.append("uv.lock is missing: run `uv lock` and commit it (the uv plugin builds "
+                        "with UV_FROZEN=true)")
+    elif uv is not None:
+        check = subprocess.run([uv, "lock", "--check", "--offline", "--project",
+                                str(project.root)], capture_output=True, text=True, check=False,
+                               env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"})
+        if check.returncode != 0:
+            problems.append("uv.lock does not match pyproject.toml: run `uv lock` "
+                            f"({(check.stdout + check.stderr).strip()[-300:]})")
     entrypoint = project.root / project.entrypoint
     if not entrypoint.is_file():
         problems.append(f"entrypoint {project.entrypoint} does not exist")
@@ -229,18 +258,6 @@ def project_problems(project: Project, venv: Path | None = None) -> list[str]:
         problems.append(
             f"entrypoint {project.entrypoint} is not executable (dispatch runs it directly; "
             f"`git update-index --chmod=+x {project.entrypoint}`)"
-        )
-    binary = {_canonical(name) for name in project.binary_packages}
-    rust = sorted(RUST_DISTS & (compiled_distributions(venv) if venv else {"pydantic-core"}))
-    if "pydantic" not in _requirement_names(project):
-        rust = [name for name in rust if name != "pydantic-core"]
-    missing = [name for name in rust if name not in binary]
-    if missing:
-        problems.append(
-            f"charmcraft.yaml: {', '.join(missing)} compile Rust code; the charm plugin installs "
-            "requirements with `pip install --no-binary=:all:`, so without "
-            f"`charm-binary-python-packages: [{', '.join(missing)}]` the build needs "
-            "cargo/rustc (and libssl-dev for cryptography) as build-packages"
         )
     return problems
 
@@ -259,51 +276,56 @@ def dispatch_text(entrypoint: str) -> str:
     Returns:
         The script text.
     """
-    return DISPATCH_TEMPLATE.format(entrypoint=entrypoint)
+    return DISPATCH_TEMPLATE.format(entrypoint=entrypoint, ld_library_path=LD_LIBRARY_PATH_LINE)
 
 
-def pip_command(
-    project: Project, target: Path, platform: str, pip: Sequence[str] | None = None
-) -> list[str]:
-    """Build the pip command that installs the requirements for the target Python.
-
-    Args:
-        project: the project.
-        target: directory to install into (becomes ``venv/``).
-        platform: the platform label (Juju architecture).
-        pip: pip invocation; default ``[sys.executable, "-m", "pip"]``.
-
-    Returns:
-        The argv.
-    """
-    try:
-        platform_tag = ARCH_PLATFORM[platform]
-    except KeyError:
-        raise PackError(f"unsupported platform {platform!r}") from None
-    argv = [*(pip or [sys.executable, "-m", "pip"]), "install", "--quiet", "--no-compile"]
-    argv += ["--disable-pip-version-check", "--target", str(target)]
-    argv += ["--python-version", project.python_version, "--implementation", "cp"]
-    argv += ["--platform", platform_tag, "--only-binary=:all:"]
-    for req in project.requirements:
-        argv += ["-r", str(project.root / req)]
-    return argv
+def uv_commands(venv: Path, python: str, uv: str = "uv") -> list[list[str]]:
+    """The two commands the uv plugin builds venv/ with (run in the project directory)."""
+    return [
+        [uv, "venv", "--relocatable", "--allow-existing", "--python", python, str(venv)],
+        [uv, "sync", "--no-dev", "--no-editable", "--reinstall", "--no-install-project"],
+    ]
 
 
-def venv_cache_key(project: Project, platform: str) -> str:
-    """Hash of what the venv depends on (requirements text, Python, platform).
+def venv_cache_key(project: Project, platform: str, python: str) -> str:
+    """Hash of what the venv depends on (uv.lock, pyproject.toml, the Python, the platform).
 
     Args:
         project: the project.
         platform: the platform label.
+        python: the interpreter path.
 
     Returns:
         A short hex digest.
     """
     digest = hashlib.sha256()
-    digest.update(f"{project.python_version} {platform}\n".encode())
-    for req in project.requirements:
-        digest.update((project.root / req).read_bytes())
+    digest.update(f"{project.python_version} {platform} {python}\n".encode())
+    for name in ("uv.lock", "pyproject.toml"):
+        path = project.root / name
+        digest.update(path.read_bytes() if path.is_file() else b"-")
     return digest.hexdigest()[:16]
+
+
+def cleanup_venv(venv: Path) -> None:
+    """What charmcraft does to venv/ after the build (get_venv_cleanup_commands)."""
+    bin_dir = venv / "bin"
+    for entry in bin_dir.iterdir() if bin_dir.is_dir() else ():
+        if entry.name == "activate":
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    activate = bin_dir / "activate"
+    if activate.is_file():
+        portable = ('VIRTUAL_ENV="$( cd -- "$( dirname -- "${BASH_SOURCE[0]}" )/.." '
+                    '&> /dev/null && pwd )"')
+        text = re.sub(r"^VIRTUAL_ENV=.*$", lambda _m: portable, activate.read_text(),
+                      flags=re.MULTILINE)
+        activate.write_text(text)
+    lib64 = venv / "lib64"
+    if lib64.is_symlink():
+        lib64.unlink()
 
 
 def build_venv(
@@ -311,41 +333,45 @@ def build_venv(
     platform: str,
     cache_dir: Path,
     *,
-    pip: Sequence[str] | None = None,
+    python: str | None = None,
+    uv: str | None = None,
 ) -> Path:
-    """Install the requirements for the target into a cached directory.
+    """Build venv/ with uv from uv.lock for the target Python, in a cached directory.
 
-    Like charmcraft's dependencies hash, an unchanged requirements set reuses the last build.
+    Like charmcraft's dependencies hash, an unchanged lock reuses the last build.
 
     Args:
         project: the project.
         platform: the platform label.
         cache_dir: where cached venvs live.
-        pip: pip invocation (default: this interpreter's pip).
+        python: the Python 3.12 to build with (default: :func:`find_python312`).
+        uv: the uv executable (default: :func:`find_uv`).
 
     Returns:
-        The site-packages style directory.
+        The venv directory (``lib/python3.12/site-packages`` inside).
 
     Raises:
-        PackError: if pip fails.
+        PackError: if uv fails, or the platform cannot be built here.
     """
-    final = cache_dir / f"venv-{platform}-{venv_cache_key(project, platform)}"
+    if BUILDABLE.get(platform) != os.uname().machine:
+        raise PackError(f"platform {platform!r} cannot be built on {os.uname().machine}")
+    python = python or find_python312()
+    uv = uv or find_uv()
+    final = cache_dir / f"venv-{platform}-{venv_cache_key(project, platform, python)}"
     if final.is_dir():
         return final
     partial = final.with_name(final.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    result = subprocess.run(
-        pip_command(project, partial, platform, pip),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise PackError(f"pip install failed:\n{result.stdout}{result.stderr}")
-    # charmcraft copies site-packages only: no console scripts.
-    shutil.rmtree(partial / "bin", ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **UV_ENV, "UV_PROJECT_ENVIRONMENT": str(partial), "UV_PYTHON": python,
+           "VIRTUAL_ENV": str(partial)}
+    for argv in uv_commands(partial, python, uv):
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=project.root,
+                                env=env, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise PackError(f"{' '.join(argv[:2])} failed:\n{result.stdout}{result.stderr}")
+    cleanup_venv(partial)
     partial.rename(final)
     return final
 
@@ -369,22 +395,19 @@ def _copy_tree(source: Path, dest: Path) -> None:
 
 
 def _primed_sources(project: Project) -> list[Path]:
-    """Project paths the prime list selects (everything charmcraft would copy if none)."""
-    entries = [entry for entry in project.prime if not entry.startswith("-")]
-    if not entries:
-        raise PackError("charmcraft.yaml has no prime list; this script needs one")
-    paths: list[Path] = []
-    for raw in entries:
-        entry = raw.lstrip("\\").rstrip("/")
-        if entry in PLUGIN_OUTPUTS:
-            continue
+    """Project paths that end up beside venv/: the uv plugin's copies and the dump parts'."""
+    paths = [project.root / name for name in PLUGIN_COPIES if (project.root / name).is_dir()]
+    for entry in project.extra_prime:
         matches = sorted(project.root.glob(entry)) if "*" in entry else [project.root / entry]
-        paths += [path for path in matches if path.exists()]
+        paths += [path for path in matches if path.exists() and path not in paths]
     return paths
 
 
 def is_python_entrypoint(prime_dir: Path) -> Path | None:
-    """Return the entrypoint dispatch runs if it is an executable .py file (charmcraft's rule).
+    """The entrypoint charmcraft's linters read from dispatch's last line, if it is Python.
+
+    Like charmcraft (linters.get_entrypoint_from_dispatch): the last non-empty line, split
+    with shlex, last word, taken relative to the charm root; an executable ``.py`` counts.
 
     Args:
         prime_dir: the charm's root.
@@ -393,12 +416,13 @@ def is_python_entrypoint(prime_dir: Path) -> Path | None:
         The entrypoint path, or None.
     """
     try:
-        lines = [line for line in (prime_dir / "dispatch").read_text().splitlines() if line]
-    except OSError:
+        lines = [line for line in (prime_dir / "dispatch").read_text().splitlines()
+                 if line.strip()]
+    except (OSError, UnicodeDecodeError):
         return None
     if not lines:
         return None
-    entrypoint = prime_dir / lines[-1].split()[-1]
+    entrypoint = prime_dir / shlex.split(lines[-1])[-1]
     if entrypoint.suffix == ".py" and os.access(entrypoint, os.X_OK):
         return entrypoint
     return None
@@ -406,6 +430,10 @@ def is_python_entrypoint(prime_dir: Path) -> Path | None:
 
 def analysis_attributes(prime_dir: Path) -> list[dict[str, str]]:
     """Compute the manifest's analysis attributes like charmcraft's Language/Framework checks.
+
+    With the uv-era dispatch the last line names ``"${dispatch_path}/src/charm.py"``, which
+    charmcraft 4.5 resolves literally: both attributes are ``unknown`` in a charmcraft-built
+    uv charm, and so they are here.
 
     Args:
         prime_dir: the charm's root.
@@ -464,27 +492,28 @@ def stage(project: Project, platform: str, venv: Path, prime_dir: Path) -> None:
     Args:
         project: the project.
         platform: the platform label.
-        venv: the installed requirements (becomes ``venv/``).
+        venv: the built venv (becomes ``venv/``).
         prime_dir: destination (recreated).
     """
     shutil.rmtree(prime_dir, ignore_errors=True)
     prime_dir.mkdir(parents=True)
     for source in _primed_sources(project):
         _copy_tree(source, prime_dir / source.relative_to(project.root))
+    _copy_venv(venv, prime_dir / "venv")
     dispatch = prime_dir / "dispatch"
     dispatch.write_text(dispatch_text(project.entrypoint), encoding="utf-8")
     dispatch.chmod(0o755)
-    hooks = prime_dir / "hooks"
-    hooks.mkdir()
-    for hook in MANDATORY_HOOKS:
-        (hooks / hook).symlink_to("../dispatch")
-    _copy_tree(venv, prime_dir / "venv")
     for name in ("metadata.yaml", "config.yaml", "actions.yaml"):
         if (project.root / name).is_file():
             shutil.copyfile(project.root / name, prime_dir / name)
     (prime_dir / "manifest.yaml").write_text(
         manifest_text(project, platform, prime_dir), encoding="utf-8"
     )
+
+
+def _copy_venv(venv: Path, dest: Path) -> None:
+    """Copy the venv as built (bytecode included: the uv plugin compiles it)."""
+    shutil.copytree(venv, dest, symlinks=True)
 
 
 def build_zip(zip_path: Path, prime_dir: Path) -> None:
@@ -508,7 +537,7 @@ def pack(
     output_dir: Path | None = None,
     *,
     venv: Path | None = None,
-    pip: Sequence[str] | None = None,
+    python: str | None = None,
 ) -> list[Path]:
     """Build one .charm per platform.
 
@@ -516,8 +545,8 @@ def pack(
         root: project directory.
         output_dir: where the .charm files go (default ``<root>/build``); work files go in its
             ``pack/`` subdirectory.
-        venv: use this directory as ``venv/`` instead of installing the requirements.
-        pip: pip invocation for installing the requirements.
+        venv: use this directory as ``venv/`` instead of building it with uv.
+        python: the Python 3.12 to build the venv with.
 
     Returns:
         The .charm paths.
@@ -527,17 +556,13 @@ def pack(
     work = output_dir / "pack"
     charms: list[Path] = []
     for platform in project.platforms:
-        site = venv or build_venv(project, platform, work, pip=pip)
+        built = venv or build_venv(project, platform, work, python=python)
         prime_dir = work / f"prime-{platform}"
-        stage(project, platform, site, prime_dir)
+        stage(project, platform, built, prime_dir)
         charm = output_dir / project.charm_name(platform)
         build_zip(charm, prime_dir)
         charms.append(charm)
     return charms
-
-
-def _work_dir(root: Path, args: argparse.Namespace) -> Path:
-    return (args.output_dir or root / "build") / "pack"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -553,6 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=PROJECT_ROOT)
     parser.add_argument("--output-dir", type=Path, default=None)
     parser.add_argument("--venv", type=Path, default=None, help="prebuilt venv/ to use")
+    parser.add_argument("--python", default=None, help="the Python 3.12 to build with")
     parser.add_argument(
         "--strict", action="store_true", help="exit 2 if charmcraft pack would differ"
     )
@@ -560,9 +586,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = args.project_dir.resolve()
     try:
         project = load_project(root)
-        charms = pack(root, args.output_dir, venv=args.venv)
-        venv = args.venv or build_venv(project, project.platforms[0], _work_dir(root, args))
-        problems = project_problems(project, venv)
+        charms = pack(root, args.output_dir, venv=args.venv, python=args.python)
+        problems = project_problems(project, None if args.venv else find_uv())
     except PackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""Packing tier: build the real .charm once (pip for Python 3.12) and share it."""
+"""Packing tier: build the real .charm once (uv from uv.lock, Python 3.12) and share it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "packing: builds the real .charm with pip (needs PyPI) and runs charmcraft"
+        "markers", "packing: builds the real .charm with uv (needs PyPI) and runs charmcraft"
     )
 
 
@@ -25,11 +25,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def charm_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The packed charm, built with the real dependency install (cached under build/pack)."""
+def python312() -> str:
+    """The Python 3.12 the charm is built for and run with; fails clearly when there is none."""
+    try:
+        return pack.find_python312()
+    except pack.PackError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def charm_path(tmp_path_factory: pytest.TempPathFactory, python312: str) -> Path:
+    """The packed charm, built as charmcraft's uv plugin does (venv cached under build/pack)."""
     out = tmp_path_factory.mktemp("charm")
     project = pack.load_project(ROOT)
-    venv = pack.build_venv(project, "amd64", ROOT / "build" / "pack")
+    venv = pack.build_venv(project, "amd64", ROOT / "build" / "pack", python=python312)
     (charm,) = pack.pack(ROOT, out, venv=venv)
     return charm
 

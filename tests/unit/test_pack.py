@@ -1,6 +1,7 @@
-"""tools/pack.py lays out the .charm as charmcraft does (fast: a stub venv, no pip download).
+"""tools/pack.py lays out the .charm as charmcraft's uv plugin does (fast: a stub venv, no uv).
 
-The real build (pip for Python 3.12, `charmcraft analyse`) is tests/packing/test_pack.py.
+The real build (uv from uv.lock for Python 3.12, the packed dispatch run, `charmcraft analyse`)
+is tests/packing/test_pack.py.
 """
 
 from __future__ import annotations
@@ -18,43 +19,54 @@ import yaml
 from tools import pack
 
 ROOT = Path(__file__).resolve().parents[2]
-#: charmcraft 4.x const.DISPATCH_CONTENT for entrypoint src/charm.py, byte for byte.
-CHARMCRAFT_DISPATCH = (
-    "#!/bin/sh\n"
-    "\n"
-    'JUJU_DISPATCH_PATH="${JUJU_DISPATCH_PATH:-$0}" PYTHONPATH=lib:venv \\\n'
-    "  exec ./src/charm.py\n"
-)
-GOOD_PRIME = ["src/", "templates/", "venv/", "dispatch", "hooks/"]
+#: charmcraft 4.5 dispatch.DISPATCH_SCRIPT_TEMPLATE for src/charm.py, byte for byte.
+CHARMCRAFT_DISPATCH = """\
+#!/bin/sh
+dispatch_path="$(dirname $(realpath $0))"
+venv_bin_path="${dispatch_path}/venv/bin"
+python_path="${venv_bin_path}/python"
+if [ ! -e "${python_path}" ]; then
+    mkdir -p "${venv_bin_path}"
+    ln -s $(which python3) "${python_path}"
+fi
+
+# Add charm lib and source directories to PYTHONPATH so the charm can import
+# libraries and its own modules as expected.
+export PYTHONPATH="${dispatch_path}/lib:${dispatch_path}/src"
+
+# Add the charm's lib and usr/lib directories to LD_LIBRARY_PATH, allowing
+# staged packages to be discovered by the dynamic linker.
+""" + (
+    'export LD_LIBRARY_PATH="${dispatch_path}/usr/lib:${dispatch_path}/lib:'
+    '${dispatch_path}/usr/lib/$(uname -m)-linux-gnu"\n'
+) + """
+exec "${python_path}" "${dispatch_path}/src/charm.py"
+"""
+SITE = "lib/python3.12/site-packages"
 
 
 def _stub_venv(path: Path) -> Path:
-    (path / "ops").mkdir(parents=True)
-    (path / "ops" / "__init__.py").write_text("def main(charm): ...\n")
-    (path / "ops" / "__pycache__").mkdir()
-    (path / "ops" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"")
-    dist = path / "pydantic_core-2.50.5.dist-info"
-    dist.mkdir()
-    (dist / "WHEEL").write_text(
-        "Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp312-cp312-manylinux2014_x86_64\n"
-    )
+    site = path / SITE
+    (site / "ops").mkdir(parents=True)
+    (site / "ops" / "__init__.py").write_text("def main(charm): ...\n")
+    (path / "bin").mkdir()
+    (path / "bin" / "activate").write_text("VIRTUAL_ENV=/build/venv\nexport VIRTUAL_ENV\n")
+    (path / "pyvenv.cfg").write_text("relocatable = true\n")
     return path
 
 
-def _project_copy(tmp_path: Path, *, prime: list[str] | None = None, executable: bool,
-                  binary_packages: list[str] | None = None) -> Path:
-    """Copy of the repository's charm files, with chosen prime list, wheels and entrypoint."""
+def _project_copy(tmp_path: Path, *, executable: bool = True,
+                  part: dict | None = None) -> Path:
+    """Copy of the repository's charm files, with a chosen charm part and entrypoint mode."""
     root = tmp_path / "project"
     root.mkdir()
     for name in ("src", "templates"):
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("metadata.yaml", "config.yaml", "actions.yaml", "requirements.txt"):
+    for name in ("metadata.yaml", "config.yaml", "actions.yaml", "pyproject.toml", "uv.lock"):
         shutil.copy(ROOT / name, root / name)
     charmcraft = yaml.safe_load((ROOT / "charmcraft.yaml").read_text())
-    if prime is not None:
-        charmcraft["parts"]["charm"]["prime"] = prime
-    if binary_packages is not None:
-        charmcraft["parts"]["charm"]["charm-binary-python-packages"] = binary_packages
+    if part is not None:
+        charmcraft["parts"]["charm"] = part
     (root / "charmcraft.yaml").write_text(yaml.safe_dump(charmcraft))
     entrypoint = root / "src" / "charm.py"
     mode = entrypoint.stat().st_mode
@@ -68,7 +80,7 @@ def packed(
 ) -> Iterator[tuple[Path, zipfile.ZipFile]]:
     tmp = tmp_path_factory.mktemp("pack")
     venv = _stub_venv(tmp / "venv")
-    root = _project_copy(tmp, prime=GOOD_PRIME, executable=True)
+    root = _project_copy(tmp)
     (charm,) = pack.pack(root, tmp / "out", venv=venv)
     with zipfile.ZipFile(charm) as archive:
         yield charm, archive
@@ -82,36 +94,18 @@ def test_charm_named_like_charmcraft(packed: tuple[Path, zipfile.ZipFile]) -> No
 def test_archive_layout(packed: tuple[Path, zipfile.ZipFile]) -> None:
     _, archive = packed
     names = set(archive.namelist())
-    for required in (
-        "dispatch",
-        "manifest.yaml",
-        "metadata.yaml",
-        "config.yaml",
-        "actions.yaml",
-        "hooks/install",
-        "hooks/start",
-        "hooks/upgrade-charm",
-        "src/charm.py",
-        "venv/ops/__init__.py",
-    ):
+    for required in ("dispatch", "manifest.yaml", "metadata.yaml", "config.yaml",
+                     "actions.yaml", "src/charm.py", f"venv/{SITE}/ops/__init__.py",
+                     "venv/bin/activate", "venv/pyvenv.cfg"):
         assert required in names
     for template in (ROOT / "templates").iterdir():
         assert f"templates/{template.name}" in names
     for module in (ROOT / "src").rglob("*.py"):
         assert module.relative_to(ROOT).as_posix() in names
-    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    assert not [name for name in names if "/__pycache__/" in name and name.startswith("src/")]
     top = {name.split("/", 1)[0] for name in names}
-    assert top == {
-        "dispatch",
-        "hooks",
-        "manifest.yaml",
-        "metadata.yaml",
-        "config.yaml",
-        "actions.yaml",
-        "src",
-        "templates",
-        "venv",
-    }
+    assert top == {"dispatch", "manifest.yaml", "metadata.yaml", "config.yaml", "actions.yaml",
+                   "src", "templates", "venv"}  # no hooks/: charmcraft's uv charms have none
 
 
 def test_dispatch_is_charmcraft_s(packed: tuple[Path, zipfile.ZipFile]) -> None:
@@ -120,8 +114,6 @@ def test_dispatch_is_charmcraft_s(packed: tuple[Path, zipfile.ZipFile]) -> None:
     assert pack.dispatch_text("src/charm.py") == CHARMCRAFT_DISPATCH
     mode = archive.getinfo("dispatch").external_attr >> 16
     assert stat.S_IMODE(mode) == 0o755
-    for hook in pack.MANDATORY_HOOKS:
-        assert archive.read(f"hooks/{hook}").decode() == CHARMCRAFT_DISPATCH
 
 
 def test_entrypoint_mode_kept(packed: tuple[Path, zipfile.ZipFile]) -> None:
@@ -142,20 +134,22 @@ def test_manifest(packed: tuple[Path, zipfile.ZipFile]) -> None:
     assert manifest["bases"] == [
         {"name": "ubuntu", "channel": "24.04", "architectures": ["amd64"]}
     ]
-    assert manifest["analysis"] == {
-        "attributes": [
-            {"name": "language", "result": "python"},
-            {"name": "framework", "result": "operator"},
-        ]
-    }
+    # charmcraft reads "${dispatch_path}/src/charm.py" literally: unknown, as for its own build
+    assert manifest["analysis"] == {"attributes": [{"name": "language", "result": "unknown"},
+                                                   {"name": "framework", "result": "unknown"}]}
 
 
-def test_non_executable_entrypoint_is_not_python(tmp_path: Path) -> None:
-    root = _project_copy(tmp_path, prime=GOOD_PRIME, executable=False)
-    (charm,) = pack.pack(root, tmp_path / "out", venv=_stub_venv(tmp_path / "venv"))
-    with zipfile.ZipFile(charm) as archive:
-        manifest = yaml.safe_load(archive.read("manifest.yaml"))
-    assert manifest["analysis"]["attributes"][0] == {"name": "language", "result": "unknown"}
+def test_entrypoint_read_like_charmcraft(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    entry = tmp_path / "src" / "charm.py"
+    entry.write_text("import ops\n")
+    entry.chmod(0o755)
+    (tmp_path / "venv" / "ops").mkdir(parents=True)
+    (tmp_path / "dispatch").write_text("#!/bin/sh\nexec ./src/charm.py\n\n")
+    assert pack.is_python_entrypoint(tmp_path) == entry
+    assert pack.analysis_attributes(tmp_path)[1] == {"name": "framework", "result": "operator"}
+    entry.chmod(0o644)
+    assert pack.is_python_entrypoint(tmp_path) is None
 
 
 def test_reproducible_timestamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,20 +157,13 @@ def test_reproducible_timestamp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert pack.started_at() == "1970-01-01T00:00:00.000000Z"
 
 
-def test_pip_targets_python_312_manylinux() -> None:
-    project = pack.load_project(ROOT)
-    argv = pack.pip_command(project, Path("/t"), "amd64", pip=["pip"])
-    assert argv[:2] == ["pip", "install"]
-    joined = " ".join(argv)
-    for expected in (
-        "--target /t",
-        "--python-version 3.12",
-        "--implementation cp",
-        "--platform manylinux2014_x86_64",
-        "--only-binary=:all:",
-        f"-r {ROOT / 'requirements.txt'}",
-    ):
-        assert expected in joined
+def test_uv_commands_are_the_plugin_s() -> None:
+    venv, sync = pack.uv_commands(Path("/p/venv"), "/usr/bin/python3.12", "uv")
+    assert venv == ["uv", "venv", "--relocatable", "--allow-existing", "--python",
+                    "/usr/bin/python3.12", "/p/venv"]
+    assert sync == ["uv", "sync", "--no-dev", "--no-editable", "--reinstall",
+                    "--no-install-project"]
+    assert pack.UV_ENV["UV_FROZEN"] == "true"
 
 
 def test_load_project_reads_charmcraft_yaml() -> None:
@@ -185,85 +172,85 @@ def test_load_project_reads_charmcraft_yaml() -> None:
     assert project.base == "ubuntu@24.04"
     assert project.platforms == ("amd64",)
     assert project.entrypoint == "src/charm.py"
-    assert project.requirements == ("requirements.txt",)
+    assert project.part == {"plugin": "uv", "source": ".", "build-snaps": ["astral-uv"]}
+    assert project.extra_prime == ("templates",)
     assert project.python_version == "3.12"
 
 
-def test_venv_is_cached_by_requirements(tmp_path: Path) -> None:
-    root = _project_copy(tmp_path, prime=GOOD_PRIME, executable=True)
-    fake_pip = tmp_path / "fake_pip.py"
+def _fake_uv(tmp_path: Path) -> tuple[str, Path]:
     calls = tmp_path / "calls"
-    fake_pip.write_text(
-        "import pathlib, sys\n"
-        f"pathlib.Path({str(calls)!r}).open('a').write('x')\n"
-        "target = pathlib.Path(sys.argv[sys.argv.index('--target') + 1])\n"
-        "(target / 'ops').mkdir(parents=True)\n"
-        "(target / 'bin').mkdir()\n"
+    script = tmp_path / "uv"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import os, pathlib, sys\n"
+        f"pathlib.Path({str(calls)!r}).open('a').write(sys.argv[1] + ' ')\n"
+        "venv = pathlib.Path(os.environ['UV_PROJECT_ENVIRONMENT'])\n"
+        "if sys.argv[1] == 'venv':\n"
+        "    (venv / 'bin').mkdir(parents=True)\n"
+        "    (venv / 'bin' / 'python').symlink_to(sys.executable)\n"
+        "    (venv / 'bin' / 'activate').write_text('VIRTUAL_ENV=/x\\n')\n"
+        "    (venv / 'lib64').symlink_to('lib')\n"
+        "else:\n"
+        f"    (venv / {SITE!r} / 'ops').mkdir(parents=True)\n"
+        "    (venv / 'bin' / 'ops-tool').write_text('')\n"
     )
+    script.chmod(0o755)
+    return str(script), calls
+
+
+def test_venv_is_cached_by_lock_and_cleaned_as_charmcraft(tmp_path: Path) -> None:
+    root = _project_copy(tmp_path)
+    uv, calls = _fake_uv(tmp_path)
     project = pack.load_project(root)
-    pip = [sys.executable, str(fake_pip)]
-    first = pack.build_venv(project, "amd64", tmp_path / "cache", pip=pip)
-    second = pack.build_venv(project, "amd64", tmp_path / "cache", pip=pip)
+    first = pack.build_venv(project, "amd64", tmp_path / "cache", python=sys.executable, uv=uv)
+    second = pack.build_venv(project, "amd64", tmp_path / "cache", python=sys.executable, uv=uv)
     assert first == second
-    assert calls.read_text() == "x"
-    assert (first / "ops").is_dir() and not (first / "bin").exists()
-    (root / "requirements.txt").write_text("ops==3.9.0\n")
-    third = pack.build_venv(pack.load_project(root), "amd64", tmp_path / "cache", pip=pip)
-    assert third != first and calls.read_text() == "xx"
+    assert calls.read_text() == "venv sync "
+    assert (first / SITE / "ops").is_dir()
+    assert sorted(p.name for p in (first / "bin").iterdir()) == ["activate"]
+    assert "BASH_SOURCE" in (first / "bin" / "activate").read_text()
+    assert not (first / "lib64").exists()
+    (root / "uv.lock").write_text((root / "uv.lock").read_text() + "\n")
+    third = pack.build_venv(pack.load_project(root), "amd64", tmp_path / "cache",
+                            python=sys.executable, uv=uv)
+    assert third != first and calls.read_text() == "venv sync venv sync "
 
 
-def test_pip_failure_is_reported(tmp_path: Path) -> None:
-    project = pack.load_project(_project_copy(tmp_path, prime=GOOD_PRIME, executable=True))
-    pip = [sys.executable, "-c", "import sys; print('no such dist'); sys.exit(1)"]
+def test_uv_failure_is_reported(tmp_path: Path) -> None:
+    project = pack.load_project(_project_copy(tmp_path))
+    failing = tmp_path / "uv"
+    failing.write_text("#!/bin/sh\necho no such dist; exit 1\n")
+    failing.chmod(0o755)
     with pytest.raises(pack.PackError, match="no such dist"):
-        pack.build_venv(project, "amd64", tmp_path / "cache", pip=pip)
+        pack.build_venv(project, "amd64", tmp_path / "cache", python=sys.executable,
+                        uv=str(failing))
     assert not list((tmp_path / "cache").iterdir())
 
 
-@pytest.mark.parametrize(
-    ("prime", "path", "kept"),
-    [
-        ([], "venv", True),
-        (["src/", "templates/"], "venv", False),
-        (["src/", "templates/"], "src", True),
-        (["src/", "venv/", "dispatch", "hooks/"], "dispatch", True),
-        (["*"], "hooks", True),
-        (["-tests"], "venv", True),
-        (["-venv"], "venv", False),
-    ],
-)
-def test_prime_keeps(prime: list[str], path: str, kept: bool) -> None:
-    assert pack._prime_keeps(prime, path) is kept
+def test_missing_python312_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLANCE_PY312", "/nonexistent/python3.12")
+    with pytest.raises(pack.PackError, match=r"no Python 3\.12 .*/nonexistent/python3\.12"):
+        pack.find_python312()
 
 
 def test_problems_none_for_a_good_project(tmp_path: Path) -> None:
-    root = _project_copy(tmp_path, prime=GOOD_PRIME, executable=True)
-    charmcraft = yaml.safe_load((root / "charmcraft.yaml").read_text())
-    charmcraft["parts"]["charm"]["charm-binary-python-packages"] = ["pydantic-core"]
-    (root / "charmcraft.yaml").write_text(yaml.safe_dump(charmcraft))
-    assert pack.project_problems(pack.load_project(root), _stub_venv(tmp_path / "v")) == []
+    assert pack.project_problems(pack.load_project(_project_copy(tmp_path))) == []
 
 
 def test_problems_found(tmp_path: Path) -> None:
-    root = _project_copy(tmp_path, prime=["src/", "templates/"], executable=False,
-                         binary_packages=[])
-    problems = pack.project_problems(pack.load_project(root), _stub_venv(tmp_path / "v"))
-    assert len(problems) == 3
-    assert "dispatch, hooks, venv would be left out" in problems[0]
-    assert "src/charm.py is not executable" in problems[1]
-    assert "charm-binary-python-packages: [pydantic-core]" in problems[2]
-
-
-def test_compiled_distributions(tmp_path: Path) -> None:
-    venv = _stub_venv(tmp_path / "v")
-    pure = venv / "Jinja2-3.1.6.dist-info"
-    pure.mkdir()
-    (pure / "WHEEL").write_text("Root-Is-Purelib: true\n")
-    assert pack.compiled_distributions(venv) == {"pydantic-core"}
+    root = _project_copy(tmp_path, executable=False,
+                         part={"plugin": "charm", "source": ".", "prime": ["src/"]})
+    (root / "uv.lock").unlink()
+    problems = pack.project_problems(pack.load_project(root))
+    assert len(problems) == 4
+    assert "plugin: uv" in problems[0]
+    assert "astral-uv" in problems[1]
+    assert "uv.lock is missing" in problems[2]
+    assert "src/charm.py is not executable" in problems[3]
 
 
 def test_main_strict_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = _project_copy(tmp_path, prime=["src/", "templates/"], executable=True)
+    root = _project_copy(tmp_path, part={"plugin": "uv", "source": "."})
     venv = _stub_venv(tmp_path / "v")
     args = ["--project-dir", str(root), "--venv", str(venv), "--output-dir", str(tmp_path / "o")]
     assert pack.main(args) == 0
