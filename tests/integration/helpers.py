@@ -26,6 +26,13 @@ BASE = "ubuntu@24.04"
 OPENSTACK_CHANNEL = os.environ.get("GLANCE_IT_OPENSTACK_CHANNEL", "2024.1/stable")
 MYSQL_CHANNEL = os.environ.get("GLANCE_IT_MYSQL_CHANNEL", "8.0/stable")
 CEPH_CHANNEL = os.environ.get("GLANCE_IT_CEPH_CHANNEL", "reef/stable")
+RABBITMQ_CHANNEL = os.environ.get("GLANCE_IT_RABBITMQ_CHANNEL", "3.9/stable")
+HACLUSTER_CHANNEL = os.environ.get("GLANCE_IT_HACLUSTER_CHANNEL", "2.4/stable")
+NOVA = "nova-cloud-controller"
+HACLUSTER = "haglance"
+#: A free address on the model's network for the HA scenario's VIP (no default: it must not
+#: collide with anything on the user's network).
+VIP = os.environ.get("GLANCE_IT_VIP", "")
 MYSQL_UNITS = int(os.environ.get("GLANCE_IT_MYSQL_UNITS", "3"))
 SWIFT_DEVICE = os.environ.get("GLANCE_IT_SWIFT_DEVICE", "/srv/swift.img|2G")
 OSD_STORAGE = os.environ.get("GLANCE_IT_OSD_STORAGE", "loop,4G")
@@ -82,13 +89,21 @@ def wait_active(juju: jubilant.Juju, *apps: str) -> jubilant.Status:
     )
 
 
-def deploy_core(juju: jubilant.Juju, charm: Path, admin_password: str) -> None:
-    """Deploy glance with keystone and MySQL (InnoDB cluster + mysql-router), and relate them.
+def deploy_core(juju: jubilant.Juju, charm: Path, admin_password: str, *, units: int = 1,
+                config: dict[str, Any] | None = None, wait: bool = True) -> None:
+    """Deploy glance with keystone, MySQL and nova-cloud-controller, as the seed's commands do.
+
+    MySQL is an InnoDB cluster behind one mysql-router per consumer; nova-cloud-controller
+    comes with what it needs to be active (its router, rabbitmq-server, placement) and is
+    related to glance's image-service.
 
     Args:
         juju: the model.
         charm: the packed glance charm.
         admin_password: keystone's admin password.
+        units: glance units.
+        config: glance's config at deploy.
+        wait: wait until every application is active.
     """
     juju.deploy("mysql-innodb-cluster", channel=MYSQL_CHANNEL, num_units=MYSQL_UNITS, base=BASE)
     juju.deploy(
@@ -97,14 +112,64 @@ def deploy_core(juju: jubilant.Juju, charm: Path, admin_password: str) -> None:
         base=BASE,
         config={"admin-password": admin_password, "openstack-origin": "distro"},
     )
-    for router in ("keystone-mysql-router", "glance-mysql-router"):
+    juju.deploy("rabbitmq-server", channel=RABBITMQ_CHANNEL, base=BASE)
+    for app in ("placement", NOVA):
+        juju.deploy(app, channel=OPENSTACK_CHANNEL, base=BASE,
+                    config={"openstack-origin": "distro"})
+    for router, consumer in (("keystone-mysql-router", "keystone"),
+                             ("glance-mysql-router", APP),
+                             ("placement-mysql-router", "placement"),
+                             ("nova-mysql-router", NOVA)):
         juju.deploy("mysql-router", router, channel=MYSQL_CHANNEL, base=BASE)
         juju.integrate(f"{router}:db-router", "mysql-innodb-cluster:db-router")
-    juju.deploy(charm, APP, base=BASE)
-    juju.integrate("keystone-mysql-router:shared-db", "keystone:shared-db")
+        if consumer != APP:
+            juju.integrate(f"{router}:shared-db", f"{consumer}:shared-db")
+    juju.deploy(charm, APP, base=BASE, num_units=units, config=config)
     juju.integrate("glance-mysql-router:shared-db", f"{APP}:shared-db")
-    juju.integrate(f"{APP}:identity-service", "keystone:identity-service")
-    wait_active(juju)
+    for consumer in (APP, "placement", NOVA):
+        juju.integrate(f"{consumer}:identity-service", "keystone:identity-service")
+    juju.integrate(f"{NOVA}:amqp", "rabbitmq-server:amqp")
+    juju.integrate(f"{NOVA}:placement", "placement:placement")
+    juju.integrate(f"{NOVA}:image-service", f"{APP}:image-service")
+    if wait:
+        wait_active(juju)
+
+
+def deploy_hacluster(juju: jubilant.Juju) -> None:
+    """Add hacluster (subordinate `haglance`, 3 units via glance's 3) on glance's `ha` endpoint.
+
+    Args:
+        juju: the model, glance deployed with `vip` set.
+    """
+    juju.deploy("hacluster", HACLUSTER, channel=HACLUSTER_CHANNEL, base=BASE,
+                config={"cluster_count": 3})
+    juju.integrate(f"{APP}:ha", f"{HACLUSTER}:ha")
+
+
+def glance_api_servers(juju: jubilant.Juju) -> dict[str, str]:
+    """What each glance unit sent nova-cloud-controller: `glance-api-server` per glance unit.
+
+    Read from nova-cloud-controller's side of image-service (`juju show-unit`), i.e. what
+    the consumer really received.
+    """
+    sent: dict[str, str] = {}
+    for unit in juju.status().apps[NOVA].units:
+        for relation in juju.show_unit(unit).relation_info:
+            if relation.endpoint != "image-service":
+                continue
+            for remote, bag in relation.related_units.items():
+                if remote.startswith(f"{APP}/"):
+                    sent[remote] = bag.data.get("glance-api-server", "")
+    return sent
+
+
+def vip_holder(juju: jubilant.Juju, vip: str) -> str | None:
+    """The glance unit whose interfaces hold `vip` (hacluster put it there), if any."""
+    for unit in juju.status().apps[APP].units:
+        task = juju.exec("ip", "-o", "addr", "show", unit=unit)
+        if f" {vip}/" in task.stdout:
+            return unit
+    return None
 
 
 def deploy_swift(juju: jubilant.Juju) -> None:

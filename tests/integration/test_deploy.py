@@ -1,9 +1,11 @@
-"""The packed charm on a real Juju model: keystone + MySQL + glance, then Swift, then Ceph.
+"""The packed charm on a real Juju model: the seed's local, swift and ceph scenarios.
 
-Each scenario asserts every application active and an image round trip through the Keystone
-catalog into the scenario's store. The tests share one model (module scope) and build on each
-other in file order: the core deployment, then Swift is added, then Ceph. They are skipped
-(see conftest.py) when no Juju controller is reachable.
+keystone + MySQL + nova-cloud-controller + glance (as the seed's commands), then Swift is
+added, then Ceph. Each scenario asserts every application active, an image round trip through
+the Keystone catalog into the scenario's store, and that nova-cloud-controller received
+`glance-api-server` (the image endpoint keystone lists). The tests share one model (module
+scope) and build on each other in file order. The HA scenario is test_ha.py. They are
+skipped (see conftest.py) when no Juju controller is reachable.
 """
 
 from __future__ import annotations
@@ -27,6 +29,13 @@ def core(juju: jubilant.Juju, charm_path: Path, admin_password: str) -> jubilant
     return juju
 
 
+def assert_nova_has_glance(juju: jubilant.Juju, endpoint: str) -> None:
+    """nova-cloud-controller got `glance-api-server` from every glance unit: the endpoint."""
+    sent = helpers.glance_api_servers(juju)
+    assert set(sent) == set(juju.status().apps[helpers.APP].units), sent
+    assert set(sent.values()) == {endpoint.rstrip("/")}, sent
+
+
 def test_local_storage(core: jubilant.Juju, admin_password: str) -> None:
     status = helpers.wait_active(core)
     unit = next(iter(status.apps[helpers.APP].units.values()))
@@ -34,6 +43,7 @@ def test_local_storage(core: jubilant.Juju, admin_password: str) -> None:
     client = helpers.image_client(core, admin_password)
     assert {store["id"] for store in client.stores()} == {"local"}
     helpers.round_trip(client, "local")
+    assert_nova_has_glance(core, client.endpoint)
 
 
 def test_image_endpoint_registered_in_keystone(core: jubilant.Juju, admin_password: str) -> None:
@@ -50,6 +60,7 @@ def test_swift_storage(core: jubilant.Juju, admin_password: str) -> None:
     assert set(stores) == {"local", "swift"}
     assert stores["swift"].get("default") is True
     helpers.round_trip(client, "swift")
+    assert_nova_has_glance(core, client.endpoint)
 
 
 def test_ceph_storage(core: jubilant.Juju, admin_password: str) -> None:
@@ -60,3 +71,4 @@ def test_ceph_storage(core: jubilant.Juju, admin_password: str) -> None:
     assert stores["ceph"].get("default") is True
     image = helpers.round_trip(client, "ceph")
     assert image["stores"] == "ceph"
+    assert_nova_has_glance(core, client.endpoint)
