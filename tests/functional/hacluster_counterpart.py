@@ -392,7 +392,7 @@ class Hacluster:
         hooks.stop: ``pcmk.set_node_status_to_maintenance`` (``crm -w -F node maintenance``)
         and ``pcmk.delete_node`` (``crm -w -F node delete``, 3 attempts); then
         ``apt_purge(['corosync', 'pacemaker'])``, whose prerm stops pacemaker and corosync
-        (played here by SIGTERM, 10 s, then SIGKILL; nothing is uninstalled). A pacemaker
+        (played here by SIGTERM, 5 s, then SIGKILL; nothing is uninstalled). A pacemaker
         whose node is in maintenance and deleted from the CIB did not stop within 60 s here.
         """
         result: dict[str, Any] = {}
@@ -409,7 +409,7 @@ class Hacluster:
             result[node.hostname] = steps
         return result
 
-    def stop_node(self, node: Node, timeout: float = 10.0) -> bool:
+    def stop_node(self, node: Node, timeout: float = 5.0) -> bool:
         """Stop pacemaker then corosync as their init scripts do (SIGTERM, wait)."""
         corosync, pacemaker = self.daemons.pop(node.hostname, [None, None])
         clean = True
