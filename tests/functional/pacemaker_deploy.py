@@ -404,9 +404,6 @@ class Deployment:
     def agent_of(self, node: Node) -> UnitAgent:
         return self.agents[node.index]
 
-    def node_sh(self, node: Node, script: str) -> str:
-        return node.ns.sh(script)
-
     def glance_pid(self, node: Node) -> str:
         return node.ns.run(["cat", "/run/glance/glance-api.pid"], check=False).stdout.strip()
 

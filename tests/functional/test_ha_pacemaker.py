@@ -73,7 +73,7 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def ha() -> Iterator[Deployment]:
     workdir = realstack.base_dir() / f"ha-pacemaker-{int(time.time())}"
     deployment = Deployment(workdir)
     started = time.monotonic()
