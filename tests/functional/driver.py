@@ -56,7 +56,8 @@ def own_pids(pattern: str) -> set[int]:
 
 
 def stop_glance_service() -> None:
-    """Stop haproxy and glance-api (the charm starts both through `service`); wait for them."""
+    """Stop haproxy, glance-api and memcached (the charm starts them through `service`)."""
+    subprocess.run(["service", "memcached", "stop"], capture_output=True, check=False)
     subprocess.run(["service", "haproxy", "stop"], capture_output=True, check=False)
     subprocess.run(["service", "glance-api", "stop"], capture_output=True, check=False)
     deadline = time.monotonic() + 30

@@ -68,6 +68,9 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
     "python3-glanceclient",
     "curl",
     "haproxy",
+    # the charm's token cache (keystonemiddleware memcached_servers), installed with glance
+    "memcached",
+    "python3-memcache",
 )
 BASE_DIR_ENV = "REALSTACK_BASE_DIR"
 KEEP_DATA_ENV = "REALSTACK_KEEP_DATA"

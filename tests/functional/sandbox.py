@@ -18,7 +18,9 @@ run while `make local`'s stack serves on the machine, in either order:
   sees them): /etc/glance and /etc/haproxy seeded from what the packages ship (never from the
   machine's, possibly foreign, copies), empty state, log and run directories (/run included),
   and copies of the boot links and the CA store (the pause action and the certificates relation
-  edit those). The scratch root is removed when CMD ends (``--keep`` keeps it for debugging).
+  edit those); under them, /etc and /var/log are copy-on-write overlays, so a file written
+  elsewhere there (the charm's /etc/memcached.conf) stays in the scratch root. The scratch
+  root is removed when CMD ends (``--keep`` keeps it for debugging).
 
 Packages: the launcher installs the tier's packages on the machine first (there is no network
 inside). Inside, :func:`host_argv` runs a command (apt) in the machine's mount and network
@@ -69,6 +71,11 @@ EMPTY = (
     "/var/cache/swift", "/var/lib/swift", "/var/log/swift", "/srv/node",
     "/etc/apt/sources.list.d", "/var/lib/apt/lists", "/var/cache/apt",
 )
+#: Copy-on-write (overlayfs) views of whole trees, under the binds above: what the charm or a
+#: service writes there outside the listed directories (the charm's /etc/memcached.conf,
+#: written atomically by rename, which a bind-mounted file refuses; /var/log/memcached.log)
+#: lands in the scratch root and the machine's files stay as they are.
+OVERLAID = ("/etc", "/var/log")
 #: Created on the machine (empty) when missing, so they can be mount points.
 CREATED = ("/var/lib/glance-functional", "/var/lib/charm")
 #: The namespaces, in unshare's words.
@@ -252,6 +259,18 @@ def prepare(root: Path) -> list[tuple[str, str]]:
     return mounts
 
 
+def overlays(root: Path) -> list[tuple[str, str, str]]:
+    """(lower, upper, work) of each OVERLAID tree, their upper and work dirs made in `root`."""
+    found = []
+    for lower in OVERLAID:
+        upper = root / "overlay" / lower.strip("/") / "upper"
+        work = root / "overlay" / lower.strip("/") / "work"
+        upper.mkdir(parents=True)
+        work.mkdir(parents=True)
+        found.append((lower, str(upper), str(work)))
+    return found
+
+
 def _pid_namespace(pid: int) -> str | None:
     with contextlib.suppress(OSError):
         return os.readlink(f"/proc/{pid}/ns/pid")
@@ -291,7 +310,7 @@ def launch(cmd: Sequence[str], *, keep: bool = False) -> int:
     root, lock = _scratch_root()
     code = 1
     try:
-        plan = {"mounts": prepare(root), "cmd": list(cmd)}
+        plan = {"mounts": prepare(root), "overlays": overlays(root), "cmd": list(cmd)}
         (root / "plan.json").write_text(json.dumps(plan))
         fds = _open_host_fds()
         env = {**os.environ, ENV_ROOT: str(root), ENV_HOST_FDS: f"{fds[0]},{fds[1]}"}
@@ -342,7 +361,10 @@ def _install_packages() -> None:
 
 
 # ---- inside: pid 1 --------------------------------------------------------------------------
-def _mount(mounts: Sequence[Sequence[str]]) -> None:
+def _mount(mounts: Sequence[Sequence[str]], overlaid: Sequence[Sequence[str]] = ()) -> None:
+    for lower, upper, work in overlaid:  # first: the private directories bind on top
+        _run(["mount", "-t", "overlay", "overlay", "-o",
+              f"lowerdir={lower},upperdir={upper},workdir={work}", lower])
     for source, target in mounts:
         _run(["mount", "--bind", source, target])
     lock = Path("/run/lock")
@@ -357,7 +379,7 @@ def _mount(mounts: Sequence[Sequence[str]]) -> None:
 def init(root: Path) -> int:
     """Pid 1 of the sandbox: mount, run the command, reap orphans, stop what is left."""
     plan = json.loads((root / "plan.json").read_text())
-    _mount(plan["mounts"])
+    _mount(plan["mounts"], plan.get("overlays", ()))
     fds = _host_fds() or ()
     child = subprocess.Popen(plan["cmd"], pass_fds=fds)
 

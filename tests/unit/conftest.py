@@ -21,6 +21,7 @@ import ops.testing
 import pytest
 
 from charm import GlanceCharm
+from glance_charm.domain import distro
 from glance_charm.workload.glance import GlancePaths, GlanceWorkload
 from glance_charm.workload.haproxy import HAPROXY_BIN, HaproxyPaths, HaproxyWorkload
 from glance_charm.workload.tls import TLSPaths, TLSWorkload
@@ -89,7 +90,8 @@ class RecordingWorkload(GlanceWorkload):
     installs: list[str] = field(default_factory=list)
     db_syncs: int = 0
     install_error: Exception | None = None
-    packages: set[str] = field(default_factory=set)
+    # what install() put there (the fixture starts with glance installed)
+    packages: set[str] = field(default_factory=lambda: set(distro.GLANCE_PACKAGES))
     package_installs: list[tuple[str, ...]] = field(default_factory=list)
     package_error: Exception | None = None
 
@@ -110,6 +112,7 @@ class RecordingWorkload(GlanceWorkload):
         if self.install_error is not None:
             raise self.install_error
         self.version = GLANCE_VERSION
+        self.packages.update(distro.GLANCE_PACKAGES)
 
     def db_sync(self) -> None:
         self.db_syncs += 1

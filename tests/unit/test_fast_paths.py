@@ -53,7 +53,7 @@ def hook(gh: GlanceHarness, event: Any) -> ops.StatusBase:
 def steady(gh: GlanceHarness, monkeypatch: pytest.MonkeyPatch) -> tuple[GlanceHarness, Spy]:
     gh.relate_core()
     assert hook(gh, gh.charm.on.update_status) == ops.ActiveStatus("Unit is ready")
-    assert gh.services.running == {"glance-api", "haproxy"}
+    assert gh.services.running == {"glance-api", "haproxy", "memcached"}
     return gh, Spy(gh, monkeypatch)
 
 

@@ -372,7 +372,8 @@ def test_secret_file_is_never_readable_by_others_while_written(
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     assert len(seen) >= 4
     for path, mode in seen:
-        public = Path(path).name.startswith((".ceph.conf.", ".db-client.ca.", ".haproxy.cfg."))
+        public = Path(path).name.startswith((".ceph.conf.", ".db-client.ca.", ".haproxy.cfg.",
+                                                 ".memcached.conf."))
         assert mode & 0o007 == 0 or public, (path, oct(mode))
     assert any(".glance-api.conf." in path for path, _ in seen)
     assert any(".ceph.client.glance.keyring." in path for path, _ in seen)

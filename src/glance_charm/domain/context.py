@@ -37,6 +37,8 @@ class WorkloadContext(BaseModel):
     policy_overrides: tuple[tuple[str, str], ...] | None = None
     # storage-backend subordinates: (section, ((key, value), ...)) merged into the conf
     subordinate_sections: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    # [keystone_authtoken] memcached_servers: the unit's local memcached when it runs
+    memcache_url: str | None = None
 
     @property
     def enabled_backends(self) -> str:

@@ -7,7 +7,11 @@ import re
 import shutil
 from dataclasses import dataclass
 
-GLANCE_PACKAGES = ("glance-api", "python3-pymysql", "haproxy")
+# keystonemiddleware's token cache on the unit, installed with glance as the classic charm
+# does (hooks/glance_utils.py determine_packages: charmhelpers token_cache_pkgs);
+# python3-memcache is the client keystonemiddleware's memcache pool imports.
+MEMCACHED_PACKAGES = ("memcached", "python3-memcache")
+GLANCE_PACKAGES = ("glance-api", "python3-pymysql", "haproxy", *MEMCACHED_PACKAGES)
 CEPH_PACKAGES = ("ceph-common", "python3-rbd", "python3-rados")
 HAPROXY_PACKAGES = ("haproxy",)
 # hooks/glance_utils.py determine_packages: qemu-img for the image_conversion plugin
@@ -18,6 +22,7 @@ S3_PACKAGES = ("python3-boto3",)
 CINDER_PACKAGES = ("python3-cinderclient", "python3-os-brick", "python3-oslo.rootwrap")
 GLANCE_SERVICE = "glance-api"
 HAPROXY_SERVICE = "haproxy"
+MEMCACHED_SERVICE = "memcached"
 GLANCE_USER = "glance"
 GLANCE_GROUP = "glance"
 
@@ -30,7 +35,8 @@ CEPH_CONF = "/etc/ceph/ceph.conf"
 SWIFT_CONF = "/etc/glance/glance-swift.conf"  # the swift store's reference file
 DPKG_STATUS = "/var/lib/dpkg/status"
 # Without systemd, `service NAME status` (the sysvinit scripts) answers from these pidfiles.
-PIDFILES = {GLANCE_SERVICE: "/run/glance/glance-api.pid", HAPROXY_SERVICE: "/run/haproxy.pid"}
+PIDFILES = {GLANCE_SERVICE: "/run/glance/glance-api.pid", HAPROXY_SERVICE: "/run/haproxy.pid",
+            MEMCACHED_SERVICE: "/run/memcached/memcached.pid"}
 # With systemd (cgroup v2, the Ubuntu target) a unit runs while its cgroup holds a process.
 SYSTEMD_CGROUP = "/sys/fs/cgroup/system.slice/{name}.service/cgroup.procs"
 # Where the other init systems keep a service's boot configuration (charmhelpers

@@ -55,6 +55,7 @@ from glance_charm.state.network import (
 from glance_charm.workload.classic_frontend import ClassicFrontend
 from glance_charm.workload.glance import GlanceWorkload
 from glance_charm.workload.haproxy import HaproxyWorkload
+from glance_charm.workload.memcached import MemcachedWorkload, ipv6_disabled
 from glance_charm.workload.nrpe import NrpeWorkload, glance_checks, monitors
 from glance_charm.workload.service import ServiceError
 from glance_charm.workload.tls import TLSWorkload
@@ -84,6 +85,7 @@ class Reconciler:
         self.frontend = Frontend(charm, stored, haproxy, tls)
         self.nrpe = NrpeWorkload(paths=workload.paths, services=workload.services)
         self.classic_frontend = ClassicFrontend(paths=workload.paths, services=workload.services)
+        self.memcached = MemcachedWorkload(paths=workload.paths, services=workload.services)
         self.applied = False  # the last run wrote and applied a complete context
 
     # ---- the one path ---------------------------------------------------------------------
@@ -116,12 +118,14 @@ class Reconciler:
         nrpe_problem = self._configure_nrpe(config)
         self._ensure_store_packages()
         self._ensure_feature_packages(config)
+        memcache_url = self._ensure_token_cache()
         try:
             ctx = GlanceContext.from_charm(self._charm, config, self.remembered(),
                                            tls=self._stored.tls_active)
         except (RelationNotReadyError, BlockedError, WaitingError):
             self._withdraw_ready_unless_serving()
             raise
+        ctx = ctx.model_copy(update={"memcache_url": memcache_url})
         self._apply(ctx, version, restart=upgraded is not None)
         self._remember_ceph_pool(ctx)
         self._publish_ready(ctx)
@@ -192,6 +196,26 @@ class Reconciler:
         if wanted and not self._workload.packages_installed(wanted):
             self.set_progress(ops.MaintenanceStatus("Installing packages"))
             self._workload.install_packages(wanted)
+
+    def _ensure_token_cache(self) -> str | None:
+        """The local memcached for keystone tokens: installed, configured, running.
+
+        As the classic charm (charmhelpers token_cache_pkgs + MemcacheContext): memcached on
+        the loopback, its URL for `[keystone_authtoken] memcached_servers`. When it cannot
+        run, glance goes on without it (keystonemiddleware's in-process cache) rather than
+        pointing every worker at a cache that is not there.
+
+        Raises:
+            WorkloadError: apt failed to install it (retried on the next hook).
+        """
+        if not self._workload.packages_installed(distro.MEMCACHED_PACKAGES):
+            self.set_progress(ops.MaintenanceStatus("Installing packages"))
+            self._workload.install_packages(distro.MEMCACHED_PACKAGES)
+        try:
+            return self.memcached.ensure(ipv6=not ipv6_disabled())
+        except ServiceError as err:
+            logger.warning("memcached is not running (%s): no shared token cache", err)
+            return None
 
     # ---- publish --------------------------------------------------------------------------
     def _publish_requests(self, config: GlanceConfig) -> None:

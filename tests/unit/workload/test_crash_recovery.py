@@ -99,8 +99,15 @@ def nth_call_raises(real: Callable[..., Any], n: int, error: BaseException,
 
 
 def inject_write(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> list[Any]:
+    """The 2nd files.write that changes a file fails (unchanged files are not counted)."""
     calls: list[Any] = []
-    monkeypatch.setattr(files, "write", nth_call_raises(files.write, 2, error, calls))
+    failing = nth_call_raises(files.write, 2, error, calls)
+    real = files.write
+
+    def write(spec: files.FileSpec) -> bool:
+        return real(spec) if files.is_current(spec) else failing(spec)
+
+    monkeypatch.setattr(files, "write", write)
     return calls
 
 
