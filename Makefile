@@ -19,8 +19,10 @@ local: $(TOX)  ## install + start a real Glance stack here and drive the charm t
 local-down: $(TOX)  ## stop everything `make local` started
 	$(TOX) -e local -- down
 
+# The tiers run side by side (the functional tier in its own sandboxes): the wall time is about
+# the functional tier's; each tier's output is printed when it ends.
 test: $(TOX) py312  ## lint + types + unit (with coverage) + functional + packing
-	$(TOX) -e lint,unit,functional,packing
+	$(TOX) run-parallel -p all --parallel-no-spinner -e lint,unit,functional,packing
 
 lint: $(TOX) py312
 	$(TOX) -e $@

@@ -47,7 +47,8 @@ from pathlib import Path
 
 ENV_ROOT = "GLANCE_SANDBOX"  # set inside a sandbox: its scratch root
 ENV_HOST_FDS = "GLANCE_SANDBOX_HOST_FDS"  # "<net fd>,<mnt fd>": the machine's namespaces
-SCRATCH_PARENT = Path("/var/tmp/glance-sandbox")
+# Where scratch roots go (GLANCE_SANDBOX_SCRATCH: a test's own, to see only its sandboxes').
+SCRATCH_PARENT = Path(os.environ.get("GLANCE_SANDBOX_SCRATCH") or "/var/tmp/glance-sandbox")
 SEED_CACHE = Path("/var/cache/glance-functional/seed")
 APT_ARCHIVES = Path("/var/cache/apt/archives")
 

@@ -27,13 +27,24 @@ MACHINE = ["unshare", "--mount", "--net", "--pid", "--fork", "--kill-child", "--
            "--propagation", "private", "--"]
 
 
+def _env(tmp_path: Path) -> dict[str, str]:
+    """The environment for a sandbox a test launches: scratch roots in the test's directory.
+
+    The tier's other shards, and anyone else's sandboxes, come and go in the shared one.
+    """
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return {**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}",
+            "GLANCE_SANDBOX_SCRATCH": str(scratch)}
+
+
 def test_foreign_services_and_the_sandboxed_stack_leave_each_other_alone(
     tmp_path: Path,
 ) -> None:
     probe = subprocess.run(
         [*MACHINE, sys.executable, "-m", "tests.functional.sandbox_probe", str(tmp_path)],
         capture_output=True, text=True, cwd=REPO, timeout=1200, check=False,
-        env={**os.environ, "PYTHONPATH": f"{REPO / 'src'}:{REPO}"},
+        env=_env(tmp_path),
     )
     assert probe.returncode == 0, probe.stderr[-3000:]
     report = json.loads(probe.stdout.strip().splitlines()[-1])
@@ -66,8 +77,8 @@ def _gone(namespace: str, timeout: float = 15.0) -> list[int]:
     return left
 
 
-def _scratch() -> set[Path]:
-    return set(sandbox.SCRATCH_PARENT.glob("*"))
+def _scratch(tmp_path: Path) -> set[Path]:
+    return set((tmp_path / "scratch").glob("*"))
 
 
 def _mounts() -> set[str]:
@@ -76,16 +87,17 @@ def _mounts() -> set[str]:
 
 def test_a_failing_command_leaves_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "ns"
-    scratch, mounts = _scratch(), _mounts()
+    env = _env(tmp_path)
+    scratch, mounts = _scratch(tmp_path), _mounts()
     script = (f"readlink /proc/self/ns/pid > {marker}; "
               "setsid sleep 600 & python3 -m http.server -b 127.0.0.1 9292 >/dev/null 2>&1 & "
               "sleep 1; test -d /etc/glance && ss -Hltn | grep -q ':9292' && exit 7")
     run = subprocess.run([*SANDBOX, "sh", "-c", script], capture_output=True, text=True,
-                         timeout=120, check=False)
+                         timeout=120, check=False, env=env)
     assert run.returncode == 7, run.stderr  # the command's own failure, passed on
     namespace = _namespace_from(marker)
     assert _gone(namespace) == []
-    assert _scratch() == scratch
+    assert _scratch(tmp_path) == scratch
     assert _mounts() == mounts
 
 
@@ -93,18 +105,19 @@ def test_a_killed_launcher_leaves_no_process_and_its_scratch_goes_next_time(
     tmp_path: Path,
 ) -> None:
     marker = tmp_path / "ns"
-    scratch = _scratch()
+    env = _env(tmp_path)
+    scratch = _scratch(tmp_path)
     launcher = subprocess.Popen(
         [*SANDBOX, "sh", "-c", f"readlink /proc/self/ns/pid > {marker}; setsid sleep 600 & "
-         "sleep 600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "sleep 600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     namespace = _namespace_from(marker)
     assert sandbox.processes_in(namespace)
     launcher.send_signal(signal.SIGKILL)
     launcher.wait()
     assert _gone(namespace) == []
-    stale = _scratch() - scratch
+    stale = _scratch(tmp_path) - scratch
     assert len(stale) == 1  # the killed launcher could not remove its scratch root
     run = subprocess.run([*SANDBOX, "true"], capture_output=True, text=True, timeout=120,
-                         check=False)
+                         check=False, env=env)
     assert run.returncode == 0, run.stderr
-    assert _scratch() == scratch
+    assert _scratch(tmp_path) == scratch
