@@ -78,6 +78,9 @@ def enter_script(rootfs: Path, command: str, work: Path | None) -> str:
         "set -eu",
         # private propagation: nothing mounted below leaks to the machine
         "mount --make-rprivate /",
+        # the root a mount point of its own: inside, `unshare --propagation private` (the
+        # tier's sandbox) remounts / and fails with EINVAL on a plain directory
+        f"mount --bind {r} {r}",
         f"mount --rbind /dev {r}/dev",
         f"mount -t tmpfs -o mode=1777 shm {r}/dev/shm",  # noqa: S108 (inside the root)
         f"mount -t proc proc {r}/proc",
