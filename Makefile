@@ -7,7 +7,7 @@ TOX := $(VENV)/bin/tox
 PY312 ?= $(firstword $(wildcard /usr/bin/python3.12 $(HOME)/.pyenv/versions/3.12*/bin/python3.12))
 export GLANCE_PY312 := $(PY312)
 
-.PHONY: local local-down test lint unit fuzz functional integration pack packing docs py312
+.PHONY: local local-down test test-epoxy lint unit fuzz functional integration pack packing docs py312
 
 $(TOX):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ local-down: $(TOX)  ## stop everything `make local` started
 # the functional tier's; each tier's output is printed when it ends.
 test: $(TOX) py312  ## lint + types + unit (with coverage) + functional + packing
 	$(TOX) run-parallel -p all --parallel-no-spinner -e lint,unit,functional,packing
+
+# The functional tier and make local's round trip on Debian 13 (glance 30, Epoxy), in a cached
+# trixie root (debootstrap) entered in private namespaces; CI runs it after `make test`.
+test-epoxy:  ## functional tier + make local's round trip on Epoxy (root; see tools/epoxy.py)
+	$(PYTHON) tools/epoxy.py
 
 lint: $(TOX) py312
 	$(TOX) -e $@
