@@ -286,21 +286,40 @@ class UnitServices:
     restarts: list[Restart] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     start_delay: float = 0.0  # a slower glance-api start: wait before starting the new one
+    memcached_running: bool = False
 
     def _only_glance(self, name: str) -> None:
         assert name == "glance-api", name
 
+    def _token_cache(self, name: str, action: str) -> bool:
+        """Track the charm's memcached instead of running it.
+
+        Both units share this host's loopback, and their glance-api use the unauthenticated
+        pipeline: there is no token to cache.
+        """
+        if name != "memcached":
+            return False
+        self.calls.append(f"{action} memcached")
+        self.memcached_running = action != "stop"
+        return True
+
     def start(self, name: str) -> None:
+        if self._token_cache(name, "start"):
+            return
         self._only_glance(name)
         self.calls.append("start")
         self.api.spawn()
 
     def stop(self, name: str) -> None:
+        if self._token_cache(name, "stop"):
+            return
         self._only_glance(name)
         self.calls.append("stop")
         self.api.terminate()
 
     def restart(self, name: str) -> None:
+        if self._token_cache(name, "restart"):
+            return
         self._only_glance(name)
         self.calls.append("restart")
         grant, request = self.lock_view()
@@ -318,6 +337,8 @@ class UnitServices:
         raise AssertionError("the charm never reloads glance-api")
 
     def is_running(self, name: str) -> bool:
+        if name == "memcached":
+            return self.memcached_running
         self._only_glance(name)
         return self.api.running()
 
