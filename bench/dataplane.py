@@ -433,6 +433,41 @@ def template_options(stack: Any, changes: dict[tuple[str, str], str | None]
     return apply
 
 
+HAPROXY_CFG = Path("/etc/haproxy/haproxy.cfg")
+
+
+def both_then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    """Apply `first`, then `second`."""
+    def apply() -> None:
+        first()
+        second()
+    return apply
+
+
+def haproxy_lines(restore: Callable[[], None], section: str, lines: tuple[str, ...]
+                  ) -> Callable[[], None]:
+    """A haproxy.cfg lever the template does not render: add lines to a section, reload.
+
+    The charm's own file first (restore: a config-changed re-renders it when it differs),
+    then the lines after the section's header; haproxy reloads (`service haproxy reload`).
+    """
+    def apply() -> None:
+        restore()
+        text = HAPROXY_CFG.read_text()
+        header = f"\n{section}\n" if section in ("global", "defaults") else f"\n{section} "
+        at = text.index(header) + len(header)
+        if section not in ("global", "defaults"):
+            at = text.index("\n", at) + 1
+        HAPROXY_CFG.write_text(text[:at] + "".join(f"    {line}\n" for line in lines)
+                               + text[at:])
+        subprocess.run(["haproxy", "-c", "-f", str(HAPROXY_CFG)], check=True,
+                       capture_output=True, env=_system_env())
+        subprocess.run(["service", "haproxy", "reload"], check=True, capture_output=True,
+                       env=_system_env())
+        settle_healthy()
+    return apply
+
+
 def variants(stack: Any, smoke: bool) -> list[Variant]:
     """What is tried, in order (each on top of a fresh charm render unless stated)."""
     cpus = os.cpu_count() or 1
@@ -442,6 +477,16 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
         return out
     out.append(Variant("charm default, direct to glance-api :9282 (no haproxy)", restore,
                        endpoint=BACKEND_URL))
+    splice = ("option splice-request", "option splice-response")
+    bufsize = ("tune.bufsize 65536", "tune.maxrewrite 1024")
+    out += [
+        Variant("haproxy: option splice-request/-response",
+                haproxy_lines(restore, "defaults", splice)),
+        Variant("haproxy: tune.bufsize 64 KiB", haproxy_lines(restore, "global", bufsize)),
+        Variant("haproxy: splice + tune.bufsize 64 KiB", both_then(
+            haproxy_lines(restore, "global", bufsize),
+            haproxy_lines(lambda: None, "defaults", splice))),
+    ]
     out += [
         Variant("worker-multiplier=0.5", charm_config(stack, worker_multiplier=0.5),
                 f"{max(1, int(cpus * 0.5))} workers"),

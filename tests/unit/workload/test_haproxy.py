@@ -121,6 +121,17 @@ def test_frontend_and_backend_sections() -> None:
     assert all("stats" not in line for line in parsed["frontend glance_api"])
 
 
+def test_buffers_sized_for_image_bodies() -> None:
+    """64 KiB buffers, the default the data-plane bench justifies (bench/RESULTS.md §8)."""
+    cfg = HaproxyConfig.from_options(units(1))
+    tuned = [line for line in sections(render(cfg).decode())["global"] if line.startswith("tune.")]
+    assert tuned == ["tune.bufsize 65536", "tune.maxrewrite 1024"]
+    if shutil.which(haproxy.HAPROXY_BIN) or Path(haproxy.HAPROXY_BIN).exists():
+        check = subprocess.run([haproxy.HAPROXY_BIN, "-c", "-f", "/dev/stdin"],
+                               input=render(cfg), capture_output=True, check=False)
+        assert check.returncode == 0, check.stderr.decode()[-500:]
+
+
 def test_default_timeouts_are_the_classic_ones() -> None:
     cfg = HaproxyConfig.from_options(units(1))
     assert directive(cfg, "defaults", "timeout") == [
