@@ -2,28 +2,43 @@
 
 Uses the functional driver (``tests/functional/driver.GlanceStack``): real mariadb + keystone,
 the charm (through ``ops.testing.Harness`` with its production workload) writing
-``/etc/glance/glance-api.conf`` and starting glance-api with the local file store, loopback.
+``/etc/glance/glance-api.conf`` and starting glance-api and haproxy, loopback; with the swift
+store, the functional tier's real swift (``tests/functional/swiftstack.SwiftStack``: account,
+container, object servers and a keystone-authenticated proxy) related on ``object-store``, so
+glance has two stores, ``local`` (file) and ``swift``, and each upload names its store
+(``X-Image-Meta-Store``).
 
-Measured side by side in one run, for each tuning variant:
+One run measures, side by side, for each variant (a lever) and each cell (store x image size),
+``--reps`` times, alternating which endpoint goes first:
 
-* single-stream upload of an N MiB image (``curl -T``, Content-Length) vs its ceiling: the time
-  ``md5sum`` plus ``sha512sum`` take on the same file (glance hashes every byte with md5 for
-  ``checksum`` and ``hashing_algorithm`` for ``os_hash_value``); target >= 0.8x;
-* download (``curl -o /dev/null``) vs ``cat <stored file> > /dev/null``; target >= 0.8x;
-* 4 concurrent uploads: aggregate MiB/s vs the single stream; target >= 1.6x.
+* through the charm's haproxy (:9292, the catalog's endpoint) and direct to glance-api (:9282),
+  each at 1 stream and 4 concurrent streams, upload (``curl -T``, Content-Length) and download
+  (``curl -o /dev/null``) -- the ratio through haproxy / direct at the same stream count;
+* the physical limit, once a rep: for upload the time ``md5sum`` plus ``sha512sum`` take on the
+  source (glance hashes every byte with md5 and ``hashing_algorithm``), for download ``cat`` of
+  the stored file(s) (the local store's file; swift's object ``.data`` files written by that
+  upload), at 1 and at 4 concurrent -- the ratio direct / limit;
+* CPU seconds per GiB moved by process (glance-api, haproxy, swift servers, the curl clients):
+  /proc/<pid>/stat utime+stime before/after, and the children's rusage for curl.
 
-Variants: the charm as is; ``worker-multiplier`` and ``hashing-algorithm`` set through the
-charm's config; and an option the charm's template does not set
-(``[local] filesystem_store_chunk_size``) applied by editing the rendered file and restarting
-glance-api (nothing under src/ or templates/ is changed; the charm's file is restored at the end).
+Each throughput is reported as best and median of the reps (MiB/s); ratios are best/best and
+median/median. Variants: the charm's default; haproxy levers the template does not render
+(lines added to or replaced in the charm's haproxy.cfg, ``haproxy -c``, reload); glance levers
+(charm config, or options the template does not set, edited into the rendered glance-api.conf
+and glance-api restarted). Nothing under src/ or templates/ is changed; the charm's files are
+restored at the end. A lever is compared with the default in the same run, and by its own
+through-haproxy/direct ratio (a haproxy lever leaves direct unchanged: the direct column is
+the control for load).
 
 Safety on a shared machine: waits until ports 3306/5000/9292 are free and no glance-api or
 keystone runs (it never stops what it did not start), and runs in the functional tier's sandbox
 (tests/functional/sandbox.py: private mount, network and pid namespaces, its own loopback
 ports, /etc/glance, /run and /var/lib/glance, so images land there, not in the machine's
-store; nothing it starts outlives it). Needs root; about 20 s to start the stack.
+store; nothing it starts outlives it). Needs root and, for the swift store, the packages of
+``swiftstack.SWIFT_PACKAGES`` installed; about 20 s to start the stack, 10 s for swift.
 
-Usage: ``sudo .venv/bin/python bench/dataplane.py [--size-mib 512] [--reps 3] [--smoke]``.
+Usage: ``sudo python bench/dataplane.py [--sizes 64,1024] [--stores local,swift] [--reps 3]
+[--reps-large 3] [--variants WORDS] [--smoke]``.
 """
 
 from __future__ import annotations
@@ -36,13 +51,14 @@ import json
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +71,10 @@ BUSY_PROCESSES = ("/usr/bin/glance-api", "keystone-wsgi-public", "mariadbd",
 SNAPSHOT_PATHS = (*run_hooks.CHARM_FILES, "tests")
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
 MIB = 1024 * 1024
-
-
+STREAMS = 4  # concurrent streams
+ENDPOINTS = ("haproxy", "direct")
+PHASES = ("up1", "down1", f"up{STREAMS}", f"down{STREAMS}")
+PROCESSES = ("glance-api", "haproxy", "swift", "curl")
 # ---- waiting for a free machine -------------------------------------------------------------
 def busy_reasons() -> list[str]:
     """Why the stack cannot start now: ports in use, or glance/keystone/mariadb running."""
@@ -86,25 +104,33 @@ def wait_for_free_machine(timeout: float, interval: float = 15.0) -> None:
 
 
 # ---- timing primitives ----------------------------------------------------------------------
-def wall(cmd: list[str], **kwargs: Any) -> float:
-    """Seconds a command takes (output discarded)."""
+def concurrent_wall(commands: Sequence[list[str]]) -> float:
+    """Seconds until the last of `commands`, started together, finished (output discarded)."""
     started = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for cmd in commands]
+    codes = [proc.wait() for proc in procs]
+    if any(codes):
+        raise RuntimeError(f"{commands[0][:2]}: exit codes {codes}")
     return time.perf_counter() - started
 
 
-def cat_seconds(path: Path) -> float:
-    """`cat path > /dev/null` (page cache warm: read once before)."""
-    subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
-    return wall(["cat", str(path)])
+def hash_command(path: Path) -> list[str]:
+    """md5sum then sha512sum of `path`, in one shell (the upload's physical limit)."""
+    return ["sh", "-c", 'md5sum "$1" >/dev/null && sha512sum "$1" >/dev/null', "sh", str(path)]
+
+
+def cat_command(paths: Sequence[Path]) -> list[str]:
+    """`cat` of the stored file(s) (the download's physical limit)."""
+    return ["cat", *map(str, paths)]
 
 
 @dataclass
 class Api:
     """glance's image API over curl, with a keystone token kept in a 0600 header file."""
 
-    endpoint: str
+    endpoints: dict[str, str]  # "haproxy" / "direct" -> base URL
     header_file: Path
+    chunked: bool = False  # Transfer-Encoding: chunked (as glanceclient), not Content-Length
 
     def curl(self, *args: str) -> tuple[float, str]:
         """Run curl with the token header; return (seconds, http status)."""
@@ -118,36 +144,59 @@ class Api:
                                f"{proc.stdout} {proc.stderr[-300:]}")
         return seconds, proc.stdout
 
-    def upload(self, image_id: str, source: Path) -> float:
-        """PUT the file as the image data (Content-Length, streamed by curl, no 100-continue)."""
+    def upload(self, endpoint: str, image_id: str, source: Path, store: str) -> float:
+        """PUT the file as the image data into `store` (no 100-continue).
+
+        Content-Length by default (glance_store knows the size); chunked when asked, as
+        glanceclient sends (the size is unknown to the store: swift segments it).
+        """
+        chunked = ("-H", "Transfer-Encoding: chunked") if self.chunked else ()
         seconds, _ = self.curl("-T", str(source), "-X", "PUT", "-H", "Expect:", "-H",
-                               "Content-Type: application/octet-stream",
-                               f"{self.endpoint}/v2/images/{image_id}/file")
+                               "Content-Type: application/octet-stream", *chunked,
+                               "-H", f"X-Image-Meta-Store: {store}",
+                               f"{self.endpoints[endpoint]}/v2/images/{image_id}/file")
         return seconds
 
-    def download(self, image_id: str) -> float:
+    def download(self, endpoint: str, image_id: str) -> float:
         """GET the image data into /dev/null."""
-        seconds, _ = self.curl(f"{self.endpoint}/v2/images/{image_id}/file")
+        seconds, _ = self.curl(f"{self.endpoints[endpoint]}/v2/images/{image_id}/file")
         return seconds
 
 
 # ---- one variant ----------------------------------------------------------------------------
+Cell = tuple[str, int]  # (store, size MiB)
+
+
 @dataclass
 class Variant:
-    """A configuration to measure: how to apply it to the running stack."""
+    """A configuration to measure: how to apply it to the running stack, and on which cells."""
 
     name: str
     apply: Callable[[], None]
     note: str = ""
-    endpoint: str | None = None  # None: the catalog's (haproxy); else e.g. the backend
+    cells: Callable[[Cell], bool] = field(default=lambda cell: True)
+    chunked: bool = False  # uploads with Transfer-Encoding: chunked
+    baseline: str = "charm default"  # the variant it is compared with
 
-def mib_s(size_mib: int, seconds: float) -> float:
+
+def mib_s(size_mib: float, seconds: float) -> float:
     """Throughput."""
     return size_mib / seconds if seconds > 0 else float("inf")
 
 
+def process_name(cmdline: str) -> str | None:
+    """Which party a process is, by its command line (None: not one we account)."""
+    if "/usr/bin/glance-api" in cmdline:
+        return "glance-api"
+    if cmdline.startswith("/usr/sbin/haproxy"):
+        return "haproxy"
+    if "/usr/bin/swift-" in cmdline and "-server" in cmdline:
+        return "swift"
+    return None
+
+
 def process_cpu() -> dict[int, tuple[str, float]]:
-    """Map pid to (glance-api|haproxy, CPU seconds) for the processes of our mount namespace."""
+    """Map pid to (party, CPU seconds) for the processes of our mount namespace."""
     mine = os.readlink("/proc/self/ns/mnt")
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
@@ -161,8 +210,7 @@ def process_cpu() -> dict[int, tuple[str, float]]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        name = ("glance-api" if "/usr/bin/glance-api" in cmdline else
-                "haproxy" if cmdline.startswith("/usr/sbin/haproxy") else None)
+        name = process_name(cmdline)
         if name:
             out[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
     return out
@@ -179,48 +227,34 @@ def machine_cpu() -> dict[str, float]:
 
 @dataclass
 class CpuUse:
-    """CPU seconds spent during one phase: glance-api per process, haproxy, our curl clients."""
+    """CPU seconds spent during one phase, by party, and the machine's."""
 
-    glance: dict[int, float]
-    haproxy: float
-    client: float
+    by_party: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     machine: dict[str, float] | None = None  # busy/iowait CPU seconds of the whole machine
 
     def per_gib(self, gib: float) -> dict[str, float]:
-        """CPU seconds per GiB moved, by party."""
-        total_glance = sum(self.glance.values())
-        return {"glance-api": round(total_glance / gib, 2),
-                "haproxy": round(self.haproxy / gib, 2),
-                "curl": round(self.client / gib, 2),
-                "total": round((total_glance + self.haproxy + self.client) / gib, 2)}
+        """CPU seconds per GiB moved, by party, and their total."""
+        out = {name: self.by_party.get(name, 0.0) / gib for name in PROCESSES}
+        out["total"] = sum(out.values())
+        return out
 
-    def cores(self) -> dict[str, float]:
-        """Average cores in use during the phase: ours, other processes, irq, steal, iowait."""
-        ours = sum(self.glance.values()) + self.haproxy + self.client
-        machine = self.machine or dict.fromkeys(("processes", "softirq", "steal", "iowait"), 0.0)
-        span = self.seconds or 1.0
-        return {"ours": round(ours / span, 2),
-                "others": round(max(0.0, machine["processes"] - ours) / span, 2),
-                "softirq": round(machine["softirq"] / span, 2),
-                "steal": round(machine["steal"] / span, 2),
-                "iowait": round(machine["iowait"] / span, 2)}
-
-    def worker_shares(self) -> list[float]:
-        """Share of glance CPU per worker that did real work (>2%), largest first."""
-        total = sum(self.glance.values()) or 1.0
-        return sorted((round(v / total, 2) for v in self.glance.values() if v / total > 0.02),
-                      reverse=True)
+    def others_cores(self) -> float:
+        """Average cores other processes of the machine used during the phase."""
+        if not self.machine or not self.seconds:
+            return 0.0
+        ours = sum(self.by_party.values())
+        return max(0.0, self.machine["processes"] - ours) / self.seconds
 
 
 @contextlib.contextmanager
 def cpu_use() -> Iterator[CpuUse]:
-    """Measure the CPU glance-api, haproxy and the curl children use inside the block."""
+    """Measure the CPU glance-api, haproxy, swift and the curl children use inside the block."""
     before = process_cpu()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     machine = machine_cpu()
     started = time.perf_counter()
-    use = CpuUse({}, 0.0, 0.0)
+    use = CpuUse()
     yield use
     use.seconds = time.perf_counter() - started
     use.machine = {k: v - machine[k] for k, v in machine_cpu().items()}
@@ -228,129 +262,151 @@ def cpu_use() -> Iterator[CpuUse]:
     done = resource.getrusage(resource.RUSAGE_CHILDREN)
     for pid, (name, seconds) in after.items():
         delta = seconds - before.get(pid, (name, 0.0))[1]
-        if name == "glance-api":
-            use.glance[pid] = delta
-        else:
-            use.haproxy += delta
-    use.client = (done.ru_utime - children.ru_utime) + (done.ru_stime - children.ru_stime)
+        use.by_party[name] = use.by_party.get(name, 0.0) + delta
+    use.by_party["curl"] = ((done.ru_utime - children.ru_utime)
+                            + (done.ru_stime - children.ru_stime))
+
+
+def best_median(values: Sequence[float]) -> tuple[float, float]:
+    """(max, median): of throughputs, the best is the highest (load only ever lowers it)."""
+    return max(values), statistics.median(values)
 
 
 class DataPlane:
     """The stack plus the measurements."""
 
-    def __init__(self, stack: Any, work: Path, size_mib: int) -> None:
+    def __init__(self, stack: Any, work: Path, swift: Any = None) -> None:
         self.stack = stack
         self.work = work
-        self.size_mib = size_mib
+        self.swift = swift
         self.client = stack.image_client()
-        self.source = work / f"image-{size_mib}m.bin"
         header = work / "token.hdr"
         header.touch(mode=0o600)
         header.write_text(f"X-Auth-Token: {stack.keystone.token()}\n")
-        self.catalog_endpoint = self.client.endpoint.rstrip("/").removesuffix("/v2")
-        self.api = Api(self.catalog_endpoint, header)
+        catalog = self.client.endpoint.rstrip("/").removesuffix("/v2")
+        self.api = Api({"haproxy": catalog, "direct": BACKEND_URL}, header)
+        self.sources: dict[int, Path] = {}
 
-    def prepare_source(self) -> str:
-        """Write the random test image; return its sha256."""
+    def prepare_source(self, size_mib: int) -> str:
+        """Write the random test image of that size; return its sha256."""
         from tests.functional import realstack
 
-        return realstack.make_random_file(self.source, self.size_mib, seed=7)
+        self.sources[size_mib] = self.work / f"image-{size_mib}m.bin"
+        return realstack.make_random_file(self.sources[size_mib], size_mib, seed=7)
 
     def new_image(self, name: str) -> str:
         """Create a queued image record."""
         return str(self.client.create_image(name)["id"])
 
-    def stored_file(self, image_id: str) -> Path:
-        """Where the local store keeps the image."""
-        datadir = self.stack.charm.config.get("filesystem-store-datadir") or \
-            "/var/lib/glance/images/"
-        return Path(datadir) / image_id
+    def stored_files(self, store: str, images: Sequence[str], since: float) -> list[Path]:
+        """Where the store keeps these images: the local file, or swift's .data files.
 
-    def measure(self, reps: int, concurrency: int, endpoint: str | None = None
-                ) -> dict[str, Any]:
-        """Ceiling, single upload, download, cat and concurrent uploads, `reps` times."""
-        self.api.endpoint = endpoint or self.catalog_endpoint
-        rows: dict[str, list[float]] = {key: [] for key in (
-            "md5sum_s", "sha512sum_s", "ceiling_s", "upload_s", "download_s", "cat_stored_s",
-            "concurrent_wall_s")}
-        cpu: dict[str, list[CpuUse]] = {"upload": [], "download": [], "concurrent": []}
-        cat_seconds(self.source)  # page cache warm for the hashing tools and curl
+        Swift's object files are found by time: every ``.data`` file written since `since`
+        (the phase uploads only these images; a segmented image has several, plus an empty
+        manifest).
+        """
+        if store == "local":
+            datadir = self.stack.charm.config.get("filesystem-store-datadir") or \
+                "/var/lib/glance/images/"
+            return [Path(datadir) / image for image in images]
+        devices = self.swift.workdir / "devices"
+        return sorted(path for path in devices.rglob("*.data")
+                      if path.stat().st_mtime >= since - 1.0)
+
+    def measure_cell(self, store: str, size_mib: int, reps: int) -> dict[str, Any]:
+        """Every phase through haproxy and direct, plus the physical limits, `reps` times."""
+        source = self.sources[size_mib]
+        seconds: dict[str, dict[str, list[float]]] = {
+            endpoint: {phase: [] for phase in PHASES} for endpoint in ENDPOINTS}
+        limits: dict[str, list[float]] = {phase: [] for phase in PHASES}
+        cpu: dict[str, dict[str, list[CpuUse]]] = {
+            endpoint: {phase: [] for phase in PHASES} for endpoint in ENDPOINTS}
+        subprocess.run(["cat", str(source)], check=True, stdout=subprocess.DEVNULL)  # warm
         for rep in range(reps):
-            md5 = wall(["md5sum", str(self.source)])
-            sha = wall(["sha512sum", str(self.source)])
-            rows["md5sum_s"].append(md5)
-            rows["sha512sum_s"].append(sha)
-            rows["ceiling_s"].append(md5 + sha)
-            image = self.new_image(f"bench-single-{rep}")
-            with cpu_use() as use:
-                rows["upload_s"].append(self.api.upload(image, self.source))
-            cpu["upload"].append(use)
-            self.client.wait_for_status(image, "active")
-            with cpu_use() as use:
-                rows["download_s"].append(self.api.download(image))
-            cpu["download"].append(use)
-            rows["cat_stored_s"].append(cat_seconds(self.stored_file(image)))
-            self.client.delete_image(image)
-            with cpu_use() as use:
-                rows["concurrent_wall_s"].append(self.concurrent(concurrency, rep))
-            cpu["concurrent"].append(use)
-        return self.summarise(rows, cpu, concurrency)
+            order = ENDPOINTS if rep % 2 == 0 else ENDPOINTS[::-1]
+            for endpoint in order:
+                first = endpoint == order[0]
+                for streams in (1, STREAMS):
+                    self.streams(store, source, endpoint, streams, rep, seconds[endpoint],
+                                 cpu[endpoint], limits if first else None)
+        return self.summarise(size_mib, seconds, limits, cpu)
 
-    def concurrent(self, count: int, rep: int) -> float:
-        """Upload `count` images at once; return wall time until the last finished."""
-        images = [self.new_image(f"bench-concurrent-{rep}-{i}") for i in range(count)]
-        started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(count) as pool:
-            list(pool.map(lambda image: self.api.upload(image, self.source), images))
-        seconds = time.perf_counter() - started
+    def streams(self, store: str, source: Path, endpoint: str, count: int, rep: int,
+                seconds: dict[str, list[float]], cpu: dict[str, list[CpuUse]],
+                limits: dict[str, list[float]] | None) -> None:
+        """Upload `count` images at once, then download them at once; limits if asked."""
+        images = [self.new_image(f"bench-{endpoint}-{count}-{rep}-{i}") for i in range(count)]
+        since = time.time()
+        with cpu_use() as use, concurrent.futures.ThreadPoolExecutor(count) as pool:
+            started = time.perf_counter()
+            list(pool.map(lambda image: self.api.upload(endpoint, image, source, store),
+                          images))
+            seconds[f"up{count}"].append(time.perf_counter() - started)
+        cpu[f"up{count}"].append(use)
         for image in images:
             self.client.wait_for_status(image, "active")
+        with cpu_use() as use, concurrent.futures.ThreadPoolExecutor(count) as pool:
+            started = time.perf_counter()
+            list(pool.map(lambda image: self.api.download(endpoint, image), images))
+            seconds[f"down{count}"].append(time.perf_counter() - started)
+        cpu[f"down{count}"].append(use)
+        if limits is not None:
+            stored = self.stored_files(store, images, since)
+            for path in stored:  # page cache warm, as the image glance just wrote
+                subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
+            limits[f"up{count}"].append(concurrent_wall([hash_command(source)] * count))
+            if count == 1:
+                limits["down1"].append(concurrent_wall([cat_command(stored)]))
+            else:  # one cat per stream; swift's files split between them
+                parts = [stored[i::count] for i in range(count)]
+                limits[f"down{count}"].append(concurrent_wall(
+                    [cat_command(part) for part in parts if part]))
+        for image in images:
             self.client.delete_image(image)
-        return seconds
 
-    def summarise(self, rows: dict[str, list[float]], cpu: dict[str, list[CpuUse]],
-                  concurrency: int) -> dict[str, Any]:
-        """Best of the reps (least time: noise from other load only ever adds), and ratios."""
-        best = {key: min(values) for key, values in rows.items()}
-        size = self.size_mib
-        upload = mib_s(size, best["upload_s"])
-        aggregate = mib_s(size * concurrency, best["concurrent_wall_s"])
-        gib = size / 1024
-        return {
-            "raw_s": {key: [round(v, 3) for v in values] for key, values in rows.items()},
-            "md5sum_mib_s": mib_s(size, best["md5sum_s"]),
-            "sha512sum_mib_s": mib_s(size, best["sha512sum_s"]),
-            "ceiling_mib_s": mib_s(size, best["ceiling_s"]),
-            "upload_mib_s": upload,
-            "upload_vs_ceiling": best["ceiling_s"] / best["upload_s"],
-            "download_mib_s": mib_s(size, best["download_s"]),
-            "cat_stored_mib_s": mib_s(size, best["cat_stored_s"]),
-            "download_vs_cat": best["cat_stored_s"] / best["download_s"],
-            "concurrent_aggregate_mib_s": aggregate,
-            "concurrent_vs_single": aggregate / upload,
-            "cpu_s_per_gib": {
-                phase: min((use.per_gib(gib * (concurrency if phase == "concurrent" else 1))
-                            for use in uses), key=lambda d: d["total"])
-                for phase, uses in cpu.items()},
-            "concurrent_worker_shares": max((use.worker_shares() for use in cpu["concurrent"]),
-                                            key=len, default=[]),
-            "cores": {phase: max((use.cores() for use in uses), key=lambda d: d["ours"])
-                      for phase, uses in cpu.items()},
-            "workers": self.workers(),
-        }
+    def summarise(self, size_mib: int, seconds: dict[str, dict[str, list[float]]],
+                  limits: dict[str, list[float]], cpu: dict[str, dict[str, list[CpuUse]]]
+                  ) -> dict[str, Any]:
+        """MiB/s best and median per endpoint and phase, ratios, CPU per GiB (median)."""
+        def moved(phase: str) -> float:
+            return size_mib * (1 if phase.endswith("1") else STREAMS)
 
-    def workers(self) -> str:
-        """`workers` of the running config."""
-        return read_option("DEFAULT", "workers") or "?"
+        out: dict[str, Any] = {"raw_s": {**seconds, "limit": limits}}
+        rate = {endpoint: {phase: [mib_s(moved(phase), s) for s in values]
+                           for phase, values in phases.items()}
+                for endpoint, phases in {**seconds, "limit": limits}.items()}
+        out["mib_s"] = {endpoint: {phase: best_median(values) for phase, values in phases.items()
+                                   if values}
+                        for endpoint, phases in rate.items()}
+        mib = out["mib_s"]
+        out["haproxy_vs_direct"] = {
+            phase: tuple(h / d for h, d in zip(mib["haproxy"][phase], mib["direct"][phase],
+                                               strict=True))
+            for phase in PHASES}
+        out["direct_vs_limit"] = {
+            phase: tuple(d / lim for d, lim in zip(mib["direct"][phase], mib["limit"][phase],
+                                                   strict=True))
+            for phase in PHASES if phase in mib["limit"]}
+        out["cpu_s_per_gib"] = {
+            endpoint: {phase: {name: round(statistics.median(
+                use.per_gib(moved(phase) / 1024)[name] for use in uses), 2)
+                for name in (*PROCESSES, "total")}
+                for phase, uses in phases.items()}
+            for endpoint, phases in cpu.items()}
+        out["others_cores"] = round(max(use.others_cores() for phases in cpu.values()
+                                        for uses in phases.values() for use in uses), 2)
+        out["longest_request_s"] = round(max(max(v) for phases in seconds.values()
+                                             for v in phases.values()), 1)
+        return out
 
-    def verify_round_trip(self, expected_sha256: str) -> bool:
-        """One download through the python client with sha256: the bytes are the same."""
+    def verify_round_trip(self, expected_sha256: str, size_mib: int, store: str) -> bool:
+        """One upload + download through the python client with sha256: same bytes."""
         image = self.new_image("bench-verify")
-        self.client.upload(image, self.source)
+        self.client.upload(image, self.sources[size_mib], store=store)
         self.client.wait_for_status(image, "active")
         got = self.client.download(image, "/dev/null", sha256=True)
         self.client.delete_image(image)
-        return got.sha256 == expected_sha256
+        return bool(got.sha256 == expected_sha256)
 
 
 # ---- tuning ---------------------------------------------------------------------------------
@@ -436,30 +492,29 @@ def template_options(stack: Any, changes: dict[tuple[str, str], str | None]
 HAPROXY_CFG = Path("/etc/haproxy/haproxy.cfg")
 
 
-def both_then(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
-    """Apply `first`, then `second`."""
-    def apply() -> None:
-        first()
-        second()
-    return apply
-
-
-def haproxy_lines(restore: Callable[[], None], section: str, lines: tuple[str, ...]
-                  ) -> Callable[[], None]:
-    """A haproxy.cfg lever the template does not render: add lines to a section, reload.
+def haproxy_lines(restore: Callable[[], None], section: str, lines: tuple[str, ...],
+                  replace: dict[str, str] | None = None) -> Callable[[], None]:
+    """A haproxy.cfg lever the template does not render: add (or replace) lines, reload.
 
     The charm's own file first (restore: a config-changed re-renders it when it differs),
-    then the lines after the section's header; haproxy reloads (`service haproxy reload`).
+    then the lines after the section's header, and each `replace` key (a whole line, stripped)
+    replaced by its value; haproxy checks the file and reloads (`service haproxy reload`).
     """
     def apply() -> None:
         restore()
         text = HAPROXY_CFG.read_text()
-        header = f"\n{section}\n" if section in ("global", "defaults") else f"\n{section} "
-        at = text.index(header) + len(header)
-        if section not in ("global", "defaults"):
-            at = text.index("\n", at) + 1
-        HAPROXY_CFG.write_text(text[:at] + "".join(f"    {line}\n" for line in lines)
-                               + text[at:])
+        for old, new in (replace or {}).items():
+            found = [line for line in text.splitlines() if line.strip() == old]
+            if len(found) != 1:
+                raise RuntimeError(f"haproxy.cfg: {len(found)} lines {old!r}")
+            text = text.replace(found[0], f"    {new}")
+        if lines:
+            header = f"\n{section}\n" if section in ("global", "defaults") else f"\n{section} "
+            at = text.index(header) + len(header)
+            if section not in ("global", "defaults"):
+                at = text.index("\n", at) + 1
+            text = text[:at] + "".join(f"    {line}\n" for line in lines) + text[at:]
+        HAPROXY_CFG.write_text(text)
         subprocess.run(["haproxy", "-c", "-f", str(HAPROXY_CFG)], check=True,
                        capture_output=True, env=_system_env())
         subprocess.run(["service", "haproxy", "reload"], check=True, capture_output=True,
@@ -468,33 +523,29 @@ def haproxy_lines(restore: Callable[[], None], section: str, lines: tuple[str, .
     return apply
 
 
+def haproxy_threads() -> int:
+    """Threads of the running haproxy worker(s) of our namespace (the most of any process)."""
+    threads = [len(list(Path(f"/proc/{pid}/task").iterdir()))
+               for pid, (name, _) in process_cpu().items() if name == "haproxy"]
+    return max(threads, default=0)
+
+
+CHUNKED_BASELINE = "swift: chunked uploads (as glanceclient), charm default"
+
+
 def variants(stack: Any, smoke: bool) -> list[Variant]:
-    """What is tried, in order (each on top of a fresh charm render unless stated)."""
+    """What is tried, in order (each on top of a fresh charm render)."""
     cpus = os.cpu_count() or 1
     restore = charm_config(stack, worker_multiplier=None, hashing_algorithm=None)
-    out = [Variant("charm default (worker-multiplier unset), through haproxy :9292", restore)]
+    out = [Variant("charm default", restore)]
     if smoke:
         return out
-    out.append(Variant("charm default, direct to glance-api :9282 (no haproxy)", restore,
-                       endpoint=BACKEND_URL))
-    splice = ("option splice-request", "option splice-response")
-    bufsize = ("tune.bufsize 65536", "tune.maxrewrite 1024")
-    out += [
-        Variant("haproxy: option splice-request/-response",
-                haproxy_lines(restore, "defaults", splice)),
-        Variant("haproxy: tune.bufsize 64 KiB", haproxy_lines(restore, "global", bufsize)),
-        Variant("haproxy: splice + tune.bufsize 64 KiB", both_then(
-            haproxy_lines(restore, "global", bufsize),
-            haproxy_lines(lambda: None, "defaults", splice))),
-    ]
-    out += [
-        Variant("worker-multiplier=0.5", charm_config(stack, worker_multiplier=0.5),
-                f"{max(1, int(cpus * 0.5))} workers"),
-        Variant("worker-multiplier=1", charm_config(stack, worker_multiplier=1.0),
-                f"{cpus} workers"),
-        Variant("worker-multiplier=4", charm_config(stack, worker_multiplier=4.0),
-                f"{cpus * 4} workers"),
-    ]
+
+    def local(cell: Cell) -> bool:
+        return cell[0] == "local"
+
+    def swift_large(cell: Cell) -> bool:
+        return cell[0] == "swift" and cell[1] >= 1024
 
     def default_then(changes: dict[tuple[str, str], str | None]) -> Callable[[], None]:
         def apply() -> None:
@@ -502,15 +553,42 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
             template_options(stack, changes)()
         return apply
 
-    chunk = ("local", "filesystem_store_chunk_size")
-    hashing = ("DEFAULT", "hashing_algorithm")
+    close = "option http-server-close"
     out += [
-        Variant("template: filesystem_store_chunk_size=1 MiB", default_then({chunk: str(MIB)})),
-        Variant("template: filesystem_store_chunk_size=4 MiB",
-                default_then({chunk: str(4 * MIB)})),
-        Variant("hashing-algorithm=sha256", charm_config(stack, hashing_algorithm="sha256")),
-        Variant("hashing-algorithm=sha256 + template: chunk 1 MiB",
-                default_then({hashing: "sha256", chunk: str(MIB)})),
+        Variant("haproxy: nbthread 2", haproxy_lines(restore, "global", ("nbthread 2",)),
+                "haproxy 2.6 starts one thread per CPU it may run on unless told", local),
+        Variant("haproxy: nbthread 1", haproxy_lines(restore, "global", ("nbthread 1",)),
+                "", local),
+        Variant("haproxy: http-reuse safe (no http-server-close)",
+                haproxy_lines(restore, "backend", (), {close: "http-reuse safe"}),
+                "server connections kept and reused", local),
+        Variant("haproxy: http-reuse aggressive (no http-server-close)",
+                haproxy_lines(restore, "backend", (), {close: "http-reuse aggressive"}),
+                "", local),
+    ]
+    chunk = ("local", "filesystem_store_chunk_size")
+    out += [
+        Variant("glance: [local] filesystem_store_chunk_size 1 MiB",
+                default_then({chunk: str(MIB)}), "glance_store default 64 KiB", local),
+        Variant("glance: [local] filesystem_store_chunk_size 4 MiB",
+                default_then({chunk: str(4 * MIB)}), "", local),
+        Variant("glance: worker-multiplier 0.5", charm_config(stack, worker_multiplier=0.5),
+                f"{max(1, int(cpus * 0.5))} workers (default: {min(4, cpus * 2)})", local),
+        Variant("glance: worker-multiplier 1", charm_config(stack, worker_multiplier=1.0),
+                f"{cpus} workers", local),
+    ]
+    segment = ("swift", "swift_store_large_object_chunk_size")
+    out += [
+        Variant(CHUNKED_BASELINE, restore,
+                "size unknown to glance_store: segments of swift_store_large_object_chunk_size"
+                " (charm: 200 MB)", swift_large, chunked=True),
+        Variant("swift: chunked uploads, large_object_chunk_size 64 MB",
+                default_then({segment: "64"}), "", swift_large, chunked=True,
+                baseline=CHUNKED_BASELINE),
+        Variant("swift: chunked uploads, large_object_chunk_size 1024 MB",
+                default_then({segment: "1024"}), "", swift_large, chunked=True,
+                baseline=CHUNKED_BASELINE),
+        Variant("charm default, again (drift control)", restore, "", local),
     ]
     return out
 
@@ -533,55 +611,110 @@ def hash_speeds() -> dict[str, float]:
     return {k: round(v) for k, v in json.loads(out).items()}
 
 
+def _pair(values: Sequence[float] | None, digits: int = 0) -> str:
+    """`best / median`."""
+    if not values:
+        return "-"
+    return " / ".join(f"{v:.{digits}f}" for v in values)
+
+
 def markdown(result: dict[str, Any]) -> str:
     """Tables for bench/RESULTS.md."""
-    size = result["size_mib"]
-    lines = [
-        f"Charm and functional driver: {result.get('charm')}.",
-        f"\n#### Data plane: {size} MiB image, local file store, loopback "
-        f"(best of {result['reps']} reps; round trip sha256 equal: {result['verified']})\n",
-        "| variant | workers | ceiling md5+sha512 MiB/s | upload MiB/s | upload / ceiling "
-        "(>= 0.8) | cat stored MiB/s | download MiB/s | download / cat (>= 0.8) | "
-        "4 concurrent MiB/s | concurrent / single (>= 1.6) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, r in result["variants"].items():
-        if "error" in r:
-            lines.append(f"| {name} | error: {r['error']} |")
-            continue
-        lines.append(
-            f"| {name} | {r['workers']} | {r['ceiling_mib_s']:.0f} | {r['upload_mib_s']:.0f} | "
-            f"{r['upload_vs_ceiling']:.2f} | {r['cat_stored_mib_s']:.0f} | "
-            f"{r['download_mib_s']:.0f} | {r['download_vs_cat']:.2f} | "
-            f"{r['concurrent_aggregate_mib_s']:.0f} | {r['concurrent_vs_single']:.2f} |")
-    lines += ["\nCPU seconds per GiB moved (best rep), by process; glance workers' shares of "
-              "glance CPU during the 4 concurrent uploads:\n",
-              "| variant | upload: glance / haproxy / curl / total | download: glance / haproxy / "
-              "curl / total | 4 concurrent: total | worker shares | cores busy in 4 concurrent: "
-              "ours / other processes / irq / steal / iowait |",
-              "|---|---|---|---|---|---|"]
-    def parts(d: dict[str, float]) -> str:
-        return f"{d['glance-api']} / {d['haproxy']} / {d['curl']} / {d['total']}"
-
-    for name, r in result["variants"].items():
-        if "cpu_s_per_gib" not in r:
-            continue
-        c = r["cpu_s_per_gib"]
-        cores = r.get("cores", {}).get("concurrent", {})
-        lines.append(f"| {name} | {parts(c['upload'])} | {parts(c['download'])} | "
-                     f"{c['concurrent']['total']} | {r['concurrent_worker_shares']} | "
-                     f"{cores.get('ours')} / {cores.get('others')} / {cores.get('softirq')} / "
-                     f"{cores.get('steal')} / {cores.get('iowait')} |")
-    first = next(iter(result["variants"].values()))
-    if "md5sum_mib_s" in first:
-        lines.append(f"\n`md5sum` {first['md5sum_mib_s']:.0f} MiB/s, `sha512sum` "
-                     f"{first['sha512sum_mib_s']:.0f} MiB/s (coreutils, same file, same run); "
-                     f"python hashlib in-process MiB/s: {result['hashlib_mib_s']}.")
-    m = result["machine"]
-    lines.append(f"\nMachine: {m['nproc']} CPUs, {m['uname']}; {m['date']}; load average "
-                 f"before {m['load_before']}, after {m['load_after']}. Stack start "
-                 f"{result['stack_start_s']:.1f} s.")
+    variants = result["variants"]
+    lines = [f"Charm and functional driver: {result.get('charm')}. Command: "
+             f"`{result.get('command')}`. Round trip sha256 equal (python client, "
+             f"{min(result['sizes_mib'])} MiB): {result['verified']}."]
+    lines += _default_tables(variants.get("charm default", {}))
+    lines += _lever_table(variants)
+    lines += ["", *_notes(variants)]
+    lines.append(f"\npython hashlib in-process MiB/s: {result.get('hashlib_mib_s')}.")
+    m = result.get("machine") or {"date": "(run not finished)"}
+    lines.append(f"\nMachine: {m.get('nproc')} CPUs, {m.get('uname')}; started "
+                 f"{result.get('started')}, ended {m['date']}; load average before "
+                 f"{m.get('load_before')}, after {m.get('load_after')}. Stack start "
+                 f"{result.get('stack_start_s', 0):.1f} s.")
     return "\n".join(lines) + "\n"
+
+
+def _cpu(c: dict[str, float]) -> str:
+    return " / ".join(f"{c[name]:.2f}" for name in (*PROCESSES, "total"))
+
+
+def _default_tables(default: dict[str, Any]) -> list[str]:
+    """The charm's default: ratios and limits, then CPU per GiB."""
+    lines = [
+        "\n#### The charm's default: through haproxy / direct to glance-api, direct / physical "
+        f"limit ({STREAMS} streams: aggregate MiB/s; best / median of the reps)\n",
+        "| store, size (reps) | phase | through haproxy MiB/s | direct MiB/s | haproxy / direct |"
+        " limit MiB/s | direct / limit |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for cell, r in default.get("cells", {}).items():
+        for phase in PHASES:
+            mib = r["mib_s"]
+            lines.append(
+                f"| {cell} ({r['reps']}) | {phase} | {_pair(mib['haproxy'][phase])} | "
+                f"{_pair(mib['direct'][phase])} | {_pair(r['haproxy_vs_direct'][phase], 2)} | "
+                f"{_pair(mib['limit'].get(phase))} | "
+                f"{_pair(r['direct_vs_limit'].get(phase), 2)} |")
+    lines += [
+        "\nCPU seconds per GiB moved (median of the reps), by process: glance-api / haproxy / "
+        "swift servers / curl / total; the charm's default:\n",
+        "| store, size | phase | through haproxy | direct |", "|---|---|---|---|"]
+    for cell, r in default.get("cells", {}).items():
+        for phase in PHASES:
+            c = r["cpu_s_per_gib"]
+            lines.append(f"| {cell} | {phase} | {_cpu(c['haproxy'][phase])} | "
+                         f"{_cpu(c['direct'][phase])} |")
+    return lines
+
+
+def _lever_row(name: str, entry: dict[str, Any], cell: str, r: dict[str, Any],
+               base: dict[str, Any]) -> str:
+    cols = []
+    for phase in PHASES:
+        median = r["mib_s"]["haproxy"][phase][1]
+        ref = base.get(cell, {}).get("mib_s", {}).get("haproxy", {}).get(phase)
+        times = f" (x{median / ref[1]:.2f})" if ref and name != entry["baseline"] else ""
+        cols.append(f"{median:.0f}{times}, {r['haproxy_vs_direct'][phase][1]:.2f}")
+
+    def party(phase: str) -> str:
+        c = r["cpu_s_per_gib"]["haproxy"][phase]
+        swift = f" + {c['swift']:.2f}" if c["swift"] else ""
+        return f"{c['glance-api']:.2f} + {c['haproxy']:.2f}{swift}"
+
+    return (f"| {name} | {cell} ({r['reps']}) | " + " | ".join(cols) +
+            f" | {party('up1')} | {party('down1')} | {entry.get('load_before')} |")
+
+
+def _lever_table(variants: dict[str, Any]) -> list[str]:
+    """Every variant's cells against its baseline's."""
+    lines = [
+        "\n#### Levers, each against its baseline in the same run\n",
+        "Per phase: through-haproxy MiB/s median (x the baseline's median), then through "
+        "haproxy / direct median (the lever's own); CPU s/GiB through haproxy, median: "
+        "glance-api + haproxy (+ swift); load average before the variant.\n",
+        "| variant | cell (reps) | " + " | ".join(PHASES) + " | CPU up1 | CPU down1 | load |",
+        "|---|---|" + "---|" * len(PHASES) + "---|---|---|",
+    ]
+    for name, entry in variants.items():
+        base = variants.get(entry.get("baseline", ""), {}).get("cells", {})
+        lines += [_lever_row(name, entry, cell, r, base) for cell, r in entry["cells"].items()]
+        if "error" in entry:
+            lines.append(f"| {name} | error: {entry['error']} |")
+    return lines
+
+
+def _notes(variants: dict[str, Any]) -> list[str]:
+    out = []
+    for name, e in variants.items():
+        cells = e["cells"].values()
+        others = max((r["others_cores"] for r in cells), default=0)
+        longest = max((r["longest_request_s"] for r in cells), default=0)
+        out.append(f"- {name}: {e['note'] or '-'} (workers {e.get('workers')}, haproxy "
+                   f"threads {e.get('haproxy_threads')}, other processes' cores at most "
+                   f"{others}, longest request {longest} s)")
+    return out
 
 
 def own_processes(pattern: str) -> list[int]:
@@ -618,44 +751,95 @@ def stop_own_leftovers(private_namespace: bool) -> list[int]:
     return pids
 
 
-def measure_variants(stack: Any, options: argparse.Namespace, result: dict[str, Any],
-                     save: Callable[[], None]) -> None:
-    """Apply and measure every variant; a failing one is recorded, the others still run."""
+def measure_variants(stack: Any, swift: Any, options: argparse.Namespace,
+                     result: dict[str, Any], save: Callable[[], None]) -> None:
+    """Apply and measure every variant on its cells; a failure is recorded, the rest run."""
     with tempfile.TemporaryDirectory(prefix="glance-dataplane-", dir="/var/tmp") as tmp:
-        plane = DataPlane(stack, Path(tmp), options.size_mib)
-        digest = plane.prepare_source()
-        result["verified"] = plane.verify_round_trip(digest)
+        plane = DataPlane(stack, Path(tmp), swift)
+        digests = {size: plane.prepare_source(size) for size in options.sizes}
+        smallest = min(options.sizes)
+        result["verified"] = {store: plane.verify_round_trip(digests[smallest], smallest, store)
+                              for store in options.stores}
         wanted = [word for word in options.variants.split(",") if word]
+        cells = [(store, size) for size in options.sizes for store in options.stores]
         for variant in variants(stack, options.smoke):
-            if wanted and not any(word in variant.name for word in wanted):
+            if wanted and variant.name != "charm default" and not any(
+                    word in variant.name for word in wanted):
                 continue
-            print(f"measuring: {variant.name}", file=sys.stderr, flush=True)
+            mine = [cell for cell in cells if variant.cells(cell)]
+            if not mine:
+                continue
+            print(f"{time.strftime('%H:%M:%S')} measuring: {variant.name}", file=sys.stderr,
+                  flush=True)
+            entry: dict[str, Any] = {"note": variant.note, "baseline": variant.baseline,
+                                     "cells": {}, "load_before": load_average()}
+            result["variants"][variant.name] = entry
             try:
                 variant.apply()
-                numbers = plane.measure(options.reps, 4, variant.endpoint)
+                entry["workers"] = read_option("DEFAULT", "workers") or "?"
+                entry["haproxy_threads"] = haproxy_threads()
+                plane.api.chunked = variant.chunked
+                for store, size in mine:
+                    reps = options.reps_large if size >= 1024 else options.reps
+                    numbers = plane.measure_cell(store, size, reps)
+                    numbers["reps"] = reps
+                    entry["cells"][f"{store} {size} MiB"] = numbers
+                    medians = {phase: (round(numbers["mib_s"]["haproxy"][phase][1]),
+                                       round(numbers["haproxy_vs_direct"][phase][1], 2))
+                               for phase in PHASES}
+                    print(f"{time.strftime('%H:%M:%S')}  {store} {size} MiB, median MiB/s "
+                          f"through haproxy and haproxy/direct: {medians}", file=sys.stderr,
+                          flush=True)
+                    save()
             except Exception as err:  # one failed variant must not lose the others
-                numbers = {"error": f"{type(err).__name__}: {err}"}
-            result["variants"][variant.name] = numbers
-            print(json.dumps({k: v for k, v in numbers.items() if k != "raw_s"}, default=str),
-                  file=sys.stderr, flush=True)
+                entry["error"] = f"{type(err).__name__}: {err}"
+                print(f"  error: {entry['error']}", file=sys.stderr, flush=True)
+            finally:
+                plane.api.chunked = False
+            entry["load_after"] = load_average()
             save()
         try:
-            charm_config(stack, worker_multiplier=None)()  # the charm's own file back
+            charm_config(stack, worker_multiplier=None)()  # the charm's own files back
         except Exception as err:
             result["restore_error"] = f"{type(err).__name__}: {err}"
 
 
+def load_average() -> str:
+    """The machine's 1/5/15-minute load average."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def start_swift(stack: Any) -> Any:
+    """The functional tier's real swift, related to glance on object-store (both stores)."""
+    from tests.functional import realstack
+    from tests.functional.swiftstack import SWIFT_PACKAGES, SwiftStack
+
+    missing = realstack.missing_packages(list(SWIFT_PACKAGES))
+    if missing:
+        raise SystemExit(f"the swift store needs {' '.join(missing)} installed (apt-get install"
+                         " on the machine; the sandbox has no network)")
+    swift = SwiftStack(stack.keystone)
+    swift.start()
+    stack.relate_object_store(swift)
+    stack.wait_healthy()
+    settle_healthy()
+    return swift
+
+
 def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Start the stack from the snapshot, measure every variant, stop everything we started."""
+    """Start the stack (and swift) from the snapshot, measure, stop everything we started."""
     import platform
 
     from tests.functional.driver import GlanceStack
 
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    result: dict[str, Any] = {"size_mib": options.size_mib, "reps": options.reps,
+    load_before = load_average()
+    result: dict[str, Any] = {"sizes_mib": options.sizes, "stores": options.stores,
+                              "reps": options.reps, "reps_large": options.reps_large,
                               "variants": {}, "command": " ".join(sys.argv),
-                              "charm": options.charm_label, "verified": None}
+                              "charm": options.charm_label, "verified": None,
+                              "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     stack = GlanceStack()
+    swift = None
     started = time.monotonic()
     try:
         stack.start()
@@ -664,15 +848,19 @@ def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> 
         stack.wait_healthy()
         result["stack_start_s"] = time.monotonic() - started
         settle_healthy()
-        measure_variants(stack, options, result, lambda: save(result))
+        if "swift" in options.stores:
+            swift = start_swift(stack)
+        measure_variants(stack, swift, options, result, lambda: save(result))
         result["hashlib_mib_s"] = hash_speeds()
     finally:
+        if swift is not None:
+            swift.stop()
         stack.stop()
         result["stopped_leftovers"] = stop_own_leftovers(not options.no_namespace)
     result["machine"] = {
         "nproc": os.cpu_count(), "uname": " ".join(platform.uname()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": load_before,
-        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load_after": load_average(),
     }
     return result
 
@@ -680,9 +868,13 @@ def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> 
 def main() -> int:
     """Parse options, wait for a free machine, measure, print markdown (+ JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=512)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="64 MiB, 1 rep, default only")
+    parser.add_argument("--sizes", default="64,1024", help="image sizes in MiB, comma-separated")
+    parser.add_argument("--stores", default="local,swift", help="local and/or swift")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps-large", type=int, default=None,
+                        help="reps for sizes >= 1024 MiB (default: 3)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="64 MiB, 1 rep, local store, the charm's default only")
     parser.add_argument("--source", choices=("head", "worktree"), default="head",
                         help="charm and functional driver from git HEAD (default) or work tree")
     parser.add_argument("--wait", type=float, default=1800.0,
@@ -690,14 +882,26 @@ def main() -> int:
     parser.add_argument("--no-namespace", action="store_true",
                         help="use the machine's /etc/glance and /var/lib/glance for real")
     parser.add_argument("--variants", default="",
-                        help="only variants whose name has one of these comma-separated words")
+                        help="only variants whose name has one of these comma-separated words "
+                             "(the charm's default always runs)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--from-json", type=Path,
+                        help="only print the tables of a saved (possibly partial) --json file")
     options = parser.parse_args()
+    if options.from_json:
+        print(markdown(json.loads(options.from_json.read_text())))
+        return 0
     if os.geteuid() != 0:
         parser.error("needs root (starts mariadb, keystone and glance-api)")
     if options.smoke:
-        options.size_mib, options.reps = 64, 1
+        options.sizes, options.reps, options.stores = "64", 1, "local"
+    options.sizes = [int(size) for size in str(options.sizes).split(",") if size]
+    options.stores = [store for store in options.stores.split(",") if store]
+    if not set(options.stores) <= {"local", "swift"}:
+        parser.error("--stores: local and/or swift")
+    if options.reps_large is None:
+        options.reps_large = min(3, options.reps)
     if not options.no_namespace:
         reexec_in_sandbox()
     with tempfile.TemporaryDirectory(prefix="glance-dataplane-ns-", dir="/var/tmp") as tmp:
