@@ -94,6 +94,7 @@ class GlanceStack:
         self.timings["keystone_start_s"] = self.keystone.start()
         realstack.register_cleanup(stop_glance_service)
         self.harness = ops.testing.Harness(GlanceCharm)
+        self.harness.set_model_name("glance-functional")  # Juju always names the model
         self.harness.add_network(UNIT_ADDRESS)
         self.harness.set_leader(True)
         self.relation_ids["cluster"] = self.harness.add_relation("cluster", "glance")

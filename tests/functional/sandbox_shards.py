@@ -29,7 +29,7 @@ WEIGHTS = {
     "test_stores_real.py": 90, "test_haproxy_glance.py": 70, "test_sandbox.py": 60,
     "test_glance_real.py": 45, "test_load_real.py": 30, "test_options_real.py": 30,
     "test_import_real.py": 30, "test_s3_real.py": 30, "test_pause_real.py": 20,
-    "test_nrpe_real.py": 15,
+    "test_nrpe_real.py": 15, "test_cos_real.py": 40,
 }
 DEFAULT_WEIGHT = 60
 

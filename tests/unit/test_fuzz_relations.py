@@ -132,6 +132,8 @@ STATUS_RULES: list[tuple[str, type[ops.StatusBase], str]] = [
      r"\d+ units need a virtual IP: set vip and relate hacluster \(or enable dns-ha\)"),
     ("ha", ops.WaitingStatus, "Waiting for hacluster to report clustered"),
     ("ha", ops.BlockedStatus, re.escape(ha_relation.DNS_HA_WITHOUT_HOSTNAME)),
+    ("cos", ops.BlockedStatus,
+     re.escape("cos-agent: the charm's alert rules or dashboards are unreadable")),
     ("nrpe", ops.BlockedStatus,
      r"nrpe-external-master: invalid (?:nagios_hostname|nagios_host_context)"),
     ("database", ops.WaitingStatus, re.escape(reconciler.DB_NOT_GRANTED)),
@@ -1418,6 +1420,40 @@ def run_config(gh: GlanceHarness, cfg: settings) -> None:
     prop()
 
 
+def run_cos_agent(gh: GlanceHarness, cfg: settings) -> None:
+    """grafana-agent sends only tracing `receivers` (cos_agent.py `CosAgentRequirerUnitData`).
+
+    glance requests no tracing and reads none of it: whatever the agent's unit bag holds, the
+    unit stays ready, haproxy keeps the exporter, and the provider data stays what it was.
+    """
+    relate(gh, "shared-db_mysql-router", "identity-service_keystone")
+    harness = gh.harness
+    rel = harness.add_relation("cos-agent", "grafana-agent")
+    harness.add_relation_unit(rel, "grafana-agent/0")
+    assert classify(gh.status()) == "ready"
+    published = harness.get_relation_data(rel, harness.charm.unit.name)["config"]
+    receivers = st.lists(st.fixed_dictionaries({
+        "protocol": st.fixed_dictionaries({"name": junk_text, "type": junk_text}),
+        "url": junk_text,
+    })).map(json.dumps)
+    sent = st.fixed_dictionaries({}, optional={"receivers": junk_text | receivers,
+                                               "config": junk_text})
+
+    @cfg
+    @given(sent)
+    def prop(bag: dict[str, str]) -> None:
+        STATS[("cos-agent", "examples")] += 1
+        old = harness.get_relation_data(rel, "grafana-agent/0")
+        harness.update_relation_data(rel, "grafana-agent/0", {**dict.fromkeys(old, ""), **bag})
+        kind = classify(gh.status())
+        STATS[("cos-agent", f"status {kind}")] += 1
+        assert kind == "ready", bag
+        assert harness.get_relation_data(rel, harness.charm.unit.name)["config"] == published
+        assert "frontend metrics" in gh.charm.haproxy.paths.config.read_text()
+
+    prop()
+
+
 # ---- the tests ------------------------------------------------------------------------------
 def _adapter_exists(module: str) -> bool:
     return (ROOT / "src" / "glance_charm" / "relations" / f"{module}.py").exists()
@@ -1436,6 +1472,7 @@ RUNNERS: dict[str, Callable[[GlanceHarness, settings], None]] = {
     "amqp": run_amqp,
     "nrpe-external-master": run_nrpe,
     "storage-backend": run_storage_backend,
+    "cos-agent": run_cos_agent,
     "config": run_config,
 }
 ADAPTER = {"ceph": "ceph", "object-store": "object_store", "ha": "ha", "amqp": "amqp"}

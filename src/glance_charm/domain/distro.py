@@ -20,6 +20,10 @@ IMAGE_CONVERSION_PACKAGES = ("qemu-utils",)
 # rootwrap for the cinder store
 S3_PACKAGES = ("python3-boto3",)
 CINDER_PACKAGES = ("python3-cinderclient", "python3-os-brick", "python3-oslo.rootwrap")
+# With cos-agent: haproxy logs to /dev/log in its chroot; the haproxy package's rsyslog drop-in
+# (/etc/rsyslog.d/49-haproxy.conf) makes that socket and writes /var/log/haproxy.log, which
+# the COS agent tails (it reads /var/log/**/*log). Ubuntu server images ship rsyslog.
+LOG_PACKAGES = ("rsyslog",)
 GLANCE_SERVICE = "glance-api"
 HAPROXY_SERVICE = "haproxy"
 MEMCACHED_SERVICE = "memcached"

@@ -16,8 +16,9 @@ from glance_charm.domain.exceptions import (
     InvalidConfigError,
     WaitingError,
 )
+from glance_charm.domain.ports import METRICS_ADDRESS
 from glance_charm.domain.tls_material import CertRequest, MaterialError, TLSMaterial
-from glance_charm.relations import certificates, classic_certificates, peers
+from glance_charm.relations import certificates, classic_certificates, cos_agent, peers
 from glance_charm.state.network import (
     BINDINGS,
     bind_address,
@@ -195,6 +196,9 @@ class Frontend:
             connect_timeout=config.haproxy_connect_timeout,
             ipv6=config.prefer_ipv6,
             tls_pem=tls_pem,
+            # the exporter only while a COS agent is related to scrape it
+            metrics_address=(METRICS_ADDRESS if self._charm.model.relations.get(cos_agent.ENDPOINT)
+                             else None),
         )
         changed = self._haproxy.configure(cfg)
         if not self._stored.paused:

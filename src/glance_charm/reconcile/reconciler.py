@@ -13,7 +13,7 @@ from typing import Any
 
 import ops
 
-from glance_charm.domain import distro
+from glance_charm.domain import distro, observability
 from glance_charm.domain.config import GlanceConfig
 from glance_charm.domain.exceptions import (
     BlockedError,
@@ -22,13 +22,14 @@ from glance_charm.domain.exceptions import (
     WaitingError,
     WorkloadError,
 )
-from glance_charm.domain.ports import BACKEND_PORT, FRONTEND_PORT
+from glance_charm.domain.ports import BACKEND_PORT, FRONTEND_PORT, METRICS_ADDRESS, METRICS_PORT
 from glance_charm.domain.stores import CephPool, ceph_request
 from glance_charm.reconcile.frontend import Frontend
 from glance_charm.reconcile.rolling_restart import rolling_restart
 from glance_charm.relations import (
     amqp,
     ceph,
+    cos_agent,
     ha,
     identity,
     image_service,
@@ -116,6 +117,7 @@ class Reconciler:
         if frontend_problem is not None:
             raise frontend_problem
         nrpe_problem = self._configure_nrpe(config)
+        cos_problem = self._configure_cos()
         self._ensure_store_packages()
         self._ensure_feature_packages(config)
         memcache_url = self._ensure_token_cache()
@@ -136,6 +138,8 @@ class Reconciler:
             raise self.frontend.problem
         if nrpe_problem is not None:
             raise nrpe_problem
+        if cos_problem is not None:
+            raise cos_problem
         return upgraded
 
     def config(self) -> GlanceConfig:
@@ -287,6 +291,44 @@ class Reconciler:
         except ServiceError as err:
             return WorkloadError(f"nagios-nrpe-server restart failed: {err}")
         nrpe.publish(relation, charm.unit, monitors(checks))
+        return None
+
+    def _configure_cos(self) -> GlanceCharmError | None:
+        """Give the COS agent its scrape job, alert rules and dashboard (`cos-agent`).
+
+        Like the nrpe checks it needs nothing but the relation, so a glance still waiting
+        for its relations is watched (its alerts fire). haproxy's exporter frontend is in
+        haproxy.cfg by now (the frontend step renders it while the relation exists). The
+        agent tails /var/log itself: glance-api's log file is there, and haproxy's reaches
+        /var/log/haproxy.log through rsyslog and the haproxy package's rsyslog drop-in
+        (a socket in haproxy's chroot), so rsyslog is installed with the relation.
+
+        Returns:
+            The problem to show once the rest of the reconcile is done, else None.
+        """
+        charm = self._charm
+        relation = charm.model.get_relation(cos_agent.ENDPOINT)
+        if relation is None:
+            return None
+        if not self._workload.packages_installed(distro.LOG_PACKAGES):
+            self.set_progress(ops.MaintenanceStatus("Installing packages"))
+            self._workload.install_packages(distro.LOG_PACKAGES)
+        root = charm.charm_dir / "src"
+        topology = observability.Topology(
+            model=charm.model.name, model_uuid=charm.model.uuid, application=charm.app.name,
+            unit=charm.unit.name, charm_name=charm.meta.name,
+        )
+        try:
+            data = observability.provider_data(
+                topology=topology, targets=[f"{METRICS_ADDRESS}:{METRICS_PORT}"],
+                metrics_rules_dir=root / "prometheus_alert_rules",
+                log_rules_dir=root / "loki_alert_rules",
+                dashboards_dir=root / "grafana_dashboards",
+            )
+        except observability.RulesError as err:
+            logger.error("cos-agent: the charm's rules or dashboards are unreadable: %s", err)
+            return BlockedError("cos-agent: the charm's alert rules or dashboards are unreadable")
+        cos_agent.publish(relation, charm.unit, data)
         return None
 
     def _retire_classic_frontend(self) -> None:

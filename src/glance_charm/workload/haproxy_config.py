@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -9,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from glance_charm.domain.models import url_host, valid_host
-from glance_charm.domain.ports import BACKEND_PORT, FRONTEND_PORT
+from glance_charm.domain.ports import BACKEND_PORT, FRONTEND_PORT, METRICS_PORT
 from glance_charm.workload.haproxy import (
     BACKEND_NAME,
     DEFAULT_CLIENT_TIMEOUT,
@@ -101,6 +102,9 @@ class HaproxyConfig(BaseModel):
         maxconn: global connection limit; None lets haproxy size it from its file
             descriptor limit. (The classic 20000 needs 40029 descriptors: where the hard
             limit is lower haproxy refuses to start, and `haproxy -c` does not notice.)
+        metrics_address: loopback address of the Prometheus exporter frontend (haproxy's
+            built-in exporter, for the COS agent on the machine); None: no exporter.
+        metrics_port: the exporter's port.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -121,6 +125,8 @@ class HaproxyConfig(BaseModel):
     group: str | None = "haproxy"
     chroot: str | None = "/var/lib/haproxy"
     maxconn: int | None = Field(default=None, ge=1)
+    metrics_address: str | None = None
+    metrics_port: int = Field(default=METRICS_PORT, ge=1, le=65535)
 
     @field_validator("backends", mode="before")
     @classmethod
@@ -145,6 +151,20 @@ class HaproxyConfig(BaseModel):
     @classmethod
     def _bind_address(cls, value: str | None) -> str | None:
         return None if value is None else valid_host(value, normalize=True)
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _loopback_only(cls, value: str | None) -> str | None:
+        """The exporter answers anyone who reaches it: never off the machine."""
+        if value is None:
+            return None
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("the metrics frontend binds a loopback IP address") from None
+        if not address.is_loopback:
+            raise ValueError("the metrics frontend binds a loopback address only")
+        return str(address)
 
     @field_validator("bind_addresses")
     @classmethod
@@ -229,6 +249,13 @@ class HaproxyConfig(BaseModel):
     def render(self) -> bytes:
         """haproxy.cfg's bytes for this config."""
         return render(self)
+
+    @property
+    def metrics_bind(self) -> str | None:
+        """The exporter frontend's ``bind`` argument; None without one."""
+        if self.metrics_address is None:
+            return None
+        return f"{url_host(self.metrics_address)}:{self.metrics_port}"
 
     @property
     def bind(self) -> str:
