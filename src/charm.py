@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import ops
 
+from glance_charm.domain import distro
 from glance_charm.domain.exceptions import (
     GlanceCharmError,
     RelationNotReadyError,
@@ -52,6 +53,8 @@ class GlanceCharm(ops.CharmBase):
                                  last_status=None, fingerprint="", leader=None)
         # the dpkg database stamp and the workload version last shown (item 10)
         self._stored.set_default(package_stamp=-1, workload_version="")
+        # whether glance-api.conf points at the local memcached (the token cache)
+        self._stored.set_default(token_cache=False)
         self.workload = self.workload_factory()
         self.haproxy = self.haproxy_factory()
         self._problem: GlanceCharmError | None = None
@@ -194,6 +197,8 @@ class GlanceCharm(ops.CharmBase):
             and not self.workload.restart_needed() and not self.haproxy.reload_needed()
             and not self.workload.draining()
             and self.workload.is_running() and self.haproxy.is_running()
+            and (not self._stored.token_cache
+                 or self.workload.services.is_running(distro.MEMCACHED_SERVICE))
         )
 
     def _fingerprint(self) -> str:

@@ -79,6 +79,13 @@ def test_update_status_restarts_a_dead_service(steady: tuple[GlanceHarness, Spy]
     hook(gh, gh.charm.on.update_status)
     assert spy.reconciles == 2
     assert gh.services.count("start", "haproxy") >= 1
+    # the token cache glance-api.conf points at is watched too (not only at the next hook)
+    gh.services.running.discard("memcached")
+    assert hook(gh, gh.charm.on.update_status) == ops.ActiveStatus("Unit is ready")
+    assert spy.reconciles == 3
+    assert "memcached" in gh.services.running
+    hook(gh, gh.charm.on.update_status)
+    assert spy.reconciles == 3
 
 
 def test_update_status_finishes_an_owed_restart(steady: tuple[GlanceHarness, Spy]) -> None:

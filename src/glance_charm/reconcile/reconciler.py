@@ -128,6 +128,7 @@ class Reconciler:
             self._withdraw_ready_unless_serving()
             raise
         ctx = ctx.model_copy(update={"memcache_url": memcache_url})
+        self._stored.token_cache = memcache_url is not None  # update-status watches it
         self._apply(ctx, version, restart=upgraded is not None)
         self._remember_ceph_pool(ctx)
         self._publish_ready(ctx)
