@@ -726,7 +726,7 @@ def http_request(
     body = None
     if json_body is not None:
         body = json.dumps(json_body).encode()
-        send_headers["Content-Type"] = "application/json"
+        send_headers.setdefault("Content-Type", "application/json")
     try:
         conn.request(method, path, body=body, headers=send_headers)
         resp = conn.getresponse()

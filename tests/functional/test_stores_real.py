@@ -361,6 +361,63 @@ def test_ceph_store(
         sized.delete()
 
 
+def test_location_operations_restricted_to_admins(
+    stack: GlanceStack, mon: CephMon, tmp_path: Path,
+) -> None:
+    """restrict-image-location-operations, as a project member and an admin see it.
+
+    The classic charm (openstack/charm-glance hooks/glance_contexts.py GlancePolicyContext,
+    templates/ussuri/policy.yaml) sets get_image_location, set_image_location and
+    delete_image_location to ``role:admin``. Locations are only shown (and changed) with ceph
+    as the default store (show_multiple_locations, for nova's copy-on-write clones). glance
+    checks set_image_location on a location PATCH before it looks at the location itself:
+    adding the image's own location again is refused as a duplicate when the policy allows
+    the caller, and with 403 when it does not.
+    """
+    ensure_ceph(stack, mon)
+    assert stack.harness is not None and stack.keystone is not None
+    keystone = stack.keystone
+    ids = keystone.ids
+    password = realstack.generate_password()
+    user_id = keystone.ensure_user("location-member", password, ids["admin_domain_id"],
+                                   ids["admin_project_id"])
+    keystone.grant(ids["member_role_id"], user_id, project_id=ids["admin_project_id"])
+    member = realstack.ImageClient(keystone, username="location-member", password=password)
+    admin = stack.image_client()
+    image = StoredImage(member, tmp_path, 1, None, seed=31)
+
+    def add_location_again(client: realstack.ImageClient) -> tuple[int, bytes]:
+        patch = [{"op": "add", "path": "/locations/-",
+                  "value": {"url": location, "metadata": {}}}]
+        answer = client._call(
+            "PATCH", f"/v2/images/{image.id}", body=patch, expect=range(100, 600),
+            headers={"Content-Type": "application/openstack-images-v2.1-json-patch"})
+        return answer.status, answer.body[:300]
+
+    try:
+        (shown,) = member.get_image(image.id)["locations"]
+        location = shown["url"]
+        assert location.startswith("rbd://")
+        allowed, body = add_location_again(member)  # the default: members may
+        assert allowed != 403 and 400 <= allowed < 500, (allowed, body)
+
+        stack.harness.update_config({"restrict-image-location-operations": True})
+        try:
+            assert stack.status() == ACTIVE
+            stack.wait_healthy()
+            policy = Path("/etc/glance/policy.yaml").read_text()
+            assert '"set_image_location": "role:admin"' in policy
+            assert add_location_again(member)[0] == 403
+            assert add_location_again(admin)[0] == allowed  # admins still pass the policy
+        finally:
+            stack.harness.update_config(unset=["restrict-image-location-operations"])
+            stack.wait_healthy()
+        assert add_location_again(member)[0] == allowed
+        assert [loc["url"] for loc in member.get_image(image.id)["locations"]] == [location]
+    finally:
+        image.delete()
+
+
 def test_three_stores_then_ceph_removed(
     stack: GlanceStack,
     swift: SwiftStack,
