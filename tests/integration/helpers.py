@@ -30,6 +30,8 @@ RABBITMQ_CHANNEL = os.environ.get("GLANCE_IT_RABBITMQ_CHANNEL", "3.9/stable")
 HACLUSTER_CHANNEL = os.environ.get("GLANCE_IT_HACLUSTER_CHANNEL", "2.4/stable")
 NOVA = "nova-cloud-controller"
 HACLUSTER = "haglance"
+GRAFANA_AGENT = "grafana-agent"
+GRAFANA_AGENT_CHANNEL = os.environ.get("GLANCE_IT_GRAFANA_AGENT_CHANNEL", "1/stable")
 #: A free address on the model's network for the HA scenario's VIP (no default: it must not
 #: collide with anything on the user's network).
 VIP = os.environ.get("GLANCE_IT_VIP", "")
@@ -144,6 +146,29 @@ def deploy_hacluster(juju: jubilant.Juju) -> None:
     juju.deploy("hacluster", HACLUSTER, channel=HACLUSTER_CHANNEL, base=BASE,
                 config={"cluster_count": 3})
     juju.integrate(f"{APP}:ha", f"{HACLUSTER}:ha")
+
+
+def deploy_grafana_agent(juju: jubilant.Juju) -> None:
+    """Add the grafana-agent subordinate on glance's `cos-agent` endpoint.
+
+    Without a COS to send to it stays blocked (its mandatory relation pairs); what it got
+    from glance is read on its side of the relation.
+    """
+    juju.deploy("grafana-agent", GRAFANA_AGENT, channel=GRAFANA_AGENT_CHANNEL, base=BASE)
+    juju.integrate(f"{APP}:cos-agent", f"{GRAFANA_AGENT}:cos-agent")
+
+
+def cos_agent_data(juju: jubilant.Juju) -> dict[str, str]:
+    """The `config` JSON each glance unit sent, as the grafana-agent units received it."""
+    sent: dict[str, str] = {}
+    for unit in juju.status().apps[APP].units:
+        for relation in juju.show_unit(unit).relation_info:
+            if relation.endpoint != "cos-agent":
+                continue
+            for remote, bag in relation.related_units.items():
+                if remote.startswith(f"{GRAFANA_AGENT}/"):
+                    sent[unit] = bag.data.get("config", "")
+    return sent
 
 
 def glance_api_servers(juju: jubilant.Juju) -> dict[str, str]:
