@@ -160,20 +160,26 @@ def test_turning_it_off_removes_the_overrides_but_not_the_package_file(
 
 
 def test_restrict_image_location_operations(gh: GlanceHarness) -> None:
-    """GlancePolicyContext: the three *_image_location rules become role:admin."""
+    """GlancePolicyContext: the three *_image_location rules become role:admin.
+
+    Each change restarts glance-api (the classic restart map lists policy.yaml): glance's
+    Enforcer merges a re-read file into its rules (glance/api/policy.py overwrite=False),
+    so turning the option off would otherwise keep role:admin until a restart.
+    """
     ready(gh)
     path = gh.root / "etc/glance/policy.yaml"
     assert yaml.safe_load(path.read_text()) is None  # no rule: glance's own defaults
     restarts = gh.services.count("restart")
     gh.harness.update_config({"restrict-image-location-operations": True})
     assert gh.status() == ops.ActiveStatus("Unit is ready")
-    assert gh.services.count("restart") == restarts  # oslo.policy re-reads policy.yaml
+    assert gh.services.count("restart") == restarts + 1
     assert yaml.safe_load(path.read_text()) == {
         "get_image_location": "role:admin", "set_image_location": "role:admin",
         "delete_image_location": "role:admin"}
     gh.harness.update_config({"restrict-image-location-operations": False})
     assert gh.status() == ops.ActiveStatus("Unit is ready")
     assert yaml.safe_load(path.read_text()) is None
+    assert gh.services.count("restart") == restarts + 2
 
 
 def test_classic_empty_location_rules_are_replaced_after_a_switch(gh: GlanceHarness) -> None:

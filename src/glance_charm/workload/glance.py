@@ -368,13 +368,15 @@ class GlanceWorkload:
         """Whether glance-api must restart to see a change of this file.
 
         librados reads ceph.conf and the keyring on every connection the rbd store opens,
-        so monitors coming and going or a new key take effect without a restart. oslo.policy
-        re-reads policy.yaml whenever its mtime changes (Enforcer.enforce -> load_rules), and
-        a changed policy file reloads every rule. policy.d files restart glance-api, as the
-        classic charm's policyd restart_handler does (a removed override file would
-        otherwise stay loaded).
+        so monitors coming and going or a new key take effect without a restart. policy.yaml
+        and policy.d restart glance-api, as the classic charm's restart map and policyd
+        restart_handler do: oslo.policy re-reads a changed file, but glance's Enforcer
+        merges it into the rules it has (glance/api/policy.py, `overwrite=False`), so a rule
+        removed from the file (restrict-image-location-operations turned off, an override
+        dropped) would stay enforced until a restart (seen on Epoxy, tests/functional/
+        test_stores_real.py).
         """
-        return path.parent != self.paths.ceph_conf.parent and path != self.paths.policy
+        return path.parent != self.paths.ceph_conf.parent
 
     def mark_restart_needed(self) -> None:
         """Remember that glance-api must restart to pick up new files."""
