@@ -6,19 +6,48 @@
 * use-policyd-override: a zip from the policyd-override resource denies listing images until
   it is turned off (charmhelpers contrib/openstack/policyd.py);
 * api-config-flags: a flag in [DEFAULT] is enforced (charmhelpers OSConfigFlagContext);
-* use-syslog: glance-api still starts and serves (charmhelpers SyslogContext).
+* use-syslog: glance-api still starts and serves (charmhelpers SyslogContext), and the
+  glance-api the charm's file configures logs to syslog: run once more in a namespace of
+  its own with a private /dev whose /dev/log is a real rsyslogd's (the machine's /dev is
+  never touched), its lines arrive under the ``glance-api`` tag.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 
 import ops
 
+from tests.functional import realstack
 from tests.functional.driver import GlanceStack
+
+PACKAGES = ("rsyslog",)
+# A namespace of its own (mount, net) with a private /dev: rsyslogd's /dev/log there, the
+# machine's /dev untouched; then glance-api with the charm's config, as the service runs it.
+SYSLOG_PROBE = r"""
+set -eu
+out="$1"
+ip link set lo up
+dev=$(mktemp -d /run/glance-syslog-dev.XXXX)
+mount -t tmpfs -o mode=755 tmpfs "$dev"
+for node in null zero full random urandom tty; do
+    touch "$dev/$node"; mount --bind "/dev/$node" "$dev/$node"
+done
+mkdir "$dev/shm" "$dev/pts"
+mount -t tmpfs -o mode=1777 tmpfs "$dev/shm"; mount --bind /dev/pts "$dev/pts"
+ln -s /proc/self/fd "$dev/fd"
+mount --move "$dev" /dev
+printf 'module(load="imuxsock")\n*.* %s\n' "$out" > "$out.conf"
+/usr/sbin/rsyslogd -n -f "$out.conf" -i "$out.pid" &
+for _ in $(seq 100); do [ -S /dev/log ] && break; sleep 0.1; done
+timeout -s TERM 12 runuser -u glance -- \
+    /usr/bin/glance-api --config-file=/etc/glance/glance-api.conf || true
+kill %1; wait || true
+"""
 
 GLANCE_LOG = Path("/var/log/glance/glance-api.log")
 ACTIVE = ops.ActiveStatus("Unit is ready")
@@ -97,17 +126,37 @@ def test_api_config_flag_is_enforced(stack: GlanceStack) -> None:
     client.delete_image(image["id"])
 
 
-def test_use_syslog_keeps_glance_serving(stack: GlanceStack) -> None:
+def syslog_lines(workdir: Path) -> list[str]:
+    """Run glance-api with the charm's config beside a private rsyslogd; its syslog lines."""
+    out = workdir / "syslog.out"
+    out.unlink(missing_ok=True)
+    probe = subprocess.run(
+        ["unshare", "--mount", "--net", "--fork", "--propagation", "private",
+         "bash", "-c", SYSLOG_PROBE, "probe", str(out)],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert "rsyslogd" in out.read_text()  # rsyslogd ran and wrote
+    return [line for line in out.read_text().splitlines() if " glance-api" in line]
+
+
+def test_use_syslog_keeps_glance_serving_and_logs_reach_syslog(
+        stack: GlanceStack, tmp_path: Path) -> None:
     assert stack.harness is not None
+    realstack.install_packages(extra=PACKAGES)
     stack.harness.update_config({"use-syslog": True})
     try:
         assert stack.status() == ACTIVE
         stack.wait_healthy()
         assert isinstance(stack.image_client().list_images(), list)
+        assert "use_syslog = true" in Path("/etc/glance/glance-api.conf").read_text()
+        lines = syslog_lines(tmp_path)
+        print(f"\nglance-api lines in syslog: {len(lines)}, e.g. {lines[:2]}")
+        assert lines
     finally:
         stack.harness.update_config(unset=["use-syslog"])
     assert stack.status() == ACTIVE
     stack.wait_healthy()
+    assert syslog_lines(tmp_path) == []  # off: the log file only
 
 
 def test_charm_owned_flag_is_refused_and_glance_keeps_serving(
