@@ -578,6 +578,7 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
                 f"{cpus} workers", local),
     ]
     segment = ("swift", "swift_store_large_object_chunk_size")
+    large = ("swift", "swift_store_large_object_size")
     out += [
         Variant(CHUNKED_BASELINE, restore,
                 "size unknown to glance_store: segments of swift_store_large_object_chunk_size"
@@ -588,6 +589,9 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
         Variant("swift: chunked uploads, large_object_chunk_size 1024 MB",
                 default_then({segment: "1024"}), "", swift_large, chunked=True,
                 baseline=CHUNKED_BASELINE),
+        Variant("swift: large_object_size 512 MB (1 GiB as 200 MB segments, sized)",
+                default_then({large: "512"}), "charm: 5120 MB (one object up to 5 GiB)",
+                swift_large),
         Variant("charm default, again (drift control)", restore, "", local),
     ]
     return out
