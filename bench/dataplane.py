@@ -565,6 +565,14 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
         Variant("haproxy: http-reuse aggressive (no http-server-close)",
                 haproxy_lines(restore, "backend", (), {close: "http-reuse aggressive"}),
                 "", local),
+        # kernel splicing: bodies move socket to socket in the kernel (pipes), which should
+        # cut haproxy's CPU where CPU is the limit (4 concurrent downloads on 2 cores)
+        Variant("haproxy: option splice-response",
+                haproxy_lines(restore, "defaults", ("option splice-response",)),
+                "zero-copy response bodies (server to client)", local),
+        Variant("haproxy: option splice-auto",
+                haproxy_lines(restore, "defaults", ("option splice-auto",)),
+                "haproxy splices where it expects a gain, both ways", local),
     ]
     chunk = ("local", "filesystem_store_chunk_size")
     out += [
