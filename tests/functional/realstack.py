@@ -851,6 +851,18 @@ class Mariadb:
         run_dir.mkdir(parents=True, exist_ok=True)
         _chown(run_dir, "mysql")
 
+    def _tmpdir(self) -> Path:
+        """The server's own tmpdir, not the shards' shared /tmp.
+
+        Parallel shards' servers can have the same pid in their own pid namespaces, and so
+        the same temporary-table names (`#sql-temptable-<pid>-...`): one bootstrap removed
+        the other's (seen on Epoxy).
+        """
+        path = self._path("tmp")
+        path.mkdir(mode=0o700, exist_ok=True)
+        _chown(path, "mysql")
+        return path
+
     def _install_db(self) -> None:
         if (self.datadir / "mysql").is_dir():
             return
@@ -865,6 +877,7 @@ class Mariadb:
                 "--skip-test-db",
                 "--skip-name-resolve",
                 "--innodb-log-file-size=16M",
+                f"--tmpdir={self._tmpdir()}",
             ],
             timeout=300,
             log_path=self._path("install-db.log"),
@@ -880,6 +893,7 @@ class Mariadb:
             f"--socket={self.socket_path}",
             f"--pid-file={self._path('mysqld.pid')}",
             f"--log-error={self.error_log}",
+            f"--tmpdir={self._tmpdir()}",
             f"--bind-address={self.host}",
             f"--port={self.port}",
             "--skip-name-resolve",
