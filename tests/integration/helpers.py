@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,34 +159,35 @@ def deploy_grafana_agent(juju: jubilant.Juju) -> None:
     juju.integrate(f"{APP}:cos-agent", f"{GRAFANA_AGENT}:cos-agent")
 
 
-def cos_agent_data(juju: jubilant.Juju) -> dict[str, str]:
-    """The `config` JSON each glance unit sent, as the grafana-agent units received it."""
-    sent: dict[str, str] = {}
-    for unit in juju.status().apps[APP].units:
-        for relation in juju.show_unit(unit).relation_info:
-            if relation.endpoint != "cos-agent":
-                continue
-            for remote, bag in relation.related_units.items():
-                if remote.startswith(f"{GRAFANA_AGENT}/"):
-                    sent[unit] = bag.data.get("config", "")
-    return sent
+def _glance_sent(juju: jubilant.Juju, units: Iterable[str], endpoint: str,
+                 key: str) -> dict[str, str]:
+    """`key` from each glance unit's bag, as the given consumer units received it.
 
-
-def glance_api_servers(juju: jubilant.Juju) -> dict[str, str]:
-    """What each glance unit sent nova-cloud-controller: `glance-api-server` per glance unit.
-
-    Read from nova-cloud-controller's side of image-service (`juju show-unit`), i.e. what
-    the consumer really received.
+    Read from the consumer's side of `endpoint` (`juju show-unit`), i.e. what the
+    counterpart really received, keyed by the glance unit that sent it.
     """
     sent: dict[str, str] = {}
-    for unit in juju.status().apps[NOVA].units:
+    for unit in units:
         for relation in juju.show_unit(unit).relation_info:
-            if relation.endpoint != "image-service":
+            if relation.endpoint != endpoint:
                 continue
             for remote, bag in relation.related_units.items():
                 if remote.startswith(f"{APP}/"):
-                    sent[remote] = bag.data.get("glance-api-server", "")
+                    sent[remote] = bag.data.get(key, "")
     return sent
+
+
+def cos_agent_data(juju: jubilant.Juju) -> dict[str, str]:
+    """The `config` JSON each glance unit sent, as its grafana-agent subordinate received it."""
+    agents = [name for unit in juju.status().apps[APP].units.values()
+              for name in unit.subordinates if name.startswith(f"{GRAFANA_AGENT}/")]
+    return _glance_sent(juju, agents, "cos-agent", "config")
+
+
+def glance_api_servers(juju: jubilant.Juju) -> dict[str, str]:
+    """What each glance unit sent nova-cloud-controller: `glance-api-server` per glance unit."""
+    return _glance_sent(juju, juju.status().apps[NOVA].units, "image-service",
+                        "glance-api-server")
 
 
 def vip_holder(juju: jubilant.Juju, vip: str) -> str | None:
