@@ -696,6 +696,20 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     return conn, path
 
 
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
+    """Poll until check() is true; return the seconds it took.
+
+    Raises:
+        AssertionError: check() stayed false for `timeout` seconds.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def http_request(
     method: str,
     url: str,

@@ -37,6 +37,7 @@ import yaml
 
 from tests.functional import realstack
 from tests.functional.driver import GlanceStack
+from tests.functional.realstack import wait_for
 
 PACKAGES = ("prometheus", "rsyslog")
 PROMETHEUS = "/usr/bin/prometheus"
@@ -90,15 +91,6 @@ def query(expr: str) -> list[dict[str, Any]]:
     result = answer["data"]["result"]
     assert isinstance(result, list)
     return result
-
-
-def wait_for(what: str, predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def alerts(state: str) -> set[str]:

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from glance_charm.workload.haproxy import (
     stats,
 )
 from glance_charm.workload.haproxy_config import Backend, HaproxyConfig
+from tests.functional.realstack import wait_for
 
 pytestmark = pytest.mark.functional
 
@@ -124,16 +125,6 @@ def free_port(host: str) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> float:
-    """Poll until check() is true; return the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if check():
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def get(host: str, port: int, path: str, timeout: float = 10.0) -> int:
