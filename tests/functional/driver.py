@@ -188,6 +188,17 @@ class GlanceStack:
         """PIDs of the running glance-api processes (parent and workers)."""
         return own_pids(SERVICE_GLANCE)
 
+    def started_glance_pids(self, timeout: float = 30.0) -> set[int]:
+        """The glance-api PIDs once glance-api runs: after a start, they may take a moment.
+
+        Debian's /etc/init.d/glance-api starts it with `start-stop-daemon --background
+        --make-pidfile`, which returns once its child wrote the pidfile, before that child
+        has exec'd glance-api: until then its command line is start-stop-daemon's (or, within
+        the exec, empty), so no glance-api is seen yet.
+        """
+        realstack.wait_for("glance-api processes", lambda: bool(self.glance_pids()), timeout)
+        return self.glance_pids()
+
     def stop(self) -> None:
         """Stop glance-api, keystone and mariadb; leave nothing running."""
         if self.harness is not None:

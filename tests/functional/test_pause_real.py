@@ -36,7 +36,7 @@ def test_pause_survives_a_reboot_and_resume_serves_again(stack: GlanceStack) -> 
         assert {name: start_links(name) for name in SERVICES} == {n: [] for n in SERVICES}
         for name in SERVICES:  # what a boot with the old links (or an operator) would do
             subprocess.run(["service", name, "start"], check=True, capture_output=True)
-        assert stack.glance_pids()
+        assert stack.started_glance_pids()
         stack.harness.charm.on.start.emit()
         assert stack.glance_pids() == set()
         assert not stack.harness.charm.haproxy.is_running()
@@ -44,6 +44,6 @@ def test_pause_survives_a_reboot_and_resume_serves_again(stack: GlanceStack) -> 
     finally:
         stack.harness.run_action("resume")
     assert {name: start_links(name) for name in SERVICES} == links
-    assert stack.glance_pids()
+    assert stack.started_glance_pids()
     stack.wait_healthy()  # glance-api answers /healthcheck again
     assert stack.status() == ops.ActiveStatus("Unit is ready")

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def stubborn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     services = ServiceManager(systemd=False, root=str(root))
     services.term_timeout = 1.0  # the bounded wait, short for the test
     yield master, services, state
-    for pid, _ in services.processes("glance-api"):
+    for pid, _ in new_master(services, timeout=2.0):
         os.kill(pid, signal.SIGKILL)
     if master.poll() is None:
         os.killpg(master.pid, signal.SIGKILL)
@@ -222,8 +223,22 @@ def test_restart_kills_an_old_master_that_ignores_sigterm(
     assert master.wait() == -signal.SIGKILL  # SIGTERM was ignored: SIGKILL ended it
     # once, and once more after the kill (the new master could not have bound the port)
     assert (state / "argv").read_text().splitlines() == ["glance-api restart"] * 2
-    new = services.processes("glance-api")  # the new master, from the pidfile
+    new = new_master(services)
     assert new and not new & old
+
+
+def new_master(services: ServiceManager, timeout: float = 10.0) -> set[tuple[int, int]]:
+    """The new master, from the pidfile, once it has exec'd.
+
+    The restart returns when the pidfile is written, as start-stop-daemon --background
+    does; until the child's exec is done its command line is the script's, then briefly
+    empty (the kernel installs the new image before its arguments), and `processes` does
+    not take it for glance-api.
+    """
+    deadline = time.monotonic() + timeout
+    while not (found := services.processes("glance-api")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
 
 
 def test_old_master_surviving_sigkill_blocks_naming_glance_api(
