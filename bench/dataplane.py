@@ -5,8 +5,10 @@ the charm (through ``ops.testing.Harness`` with its production workload) writing
 ``/etc/glance/glance-api.conf`` and starting glance-api and haproxy, loopback; with the swift
 store, the functional tier's real swift (``tests/functional/swiftstack.SwiftStack``: account,
 container, object servers and a keystone-authenticated proxy) related on ``object-store``, so
-glance has two stores, ``local`` (file) and ``swift``, and each upload names its store
-(``X-Image-Meta-Store``).
+glance has two stores, ``local`` (file) and ``swift``; with the ceph store, the functional
+tier's real ceph (``tests/functional/cephstack``: mon, mgr and a memstore OSD, the broker
+request answered as ceph-mon's leader does) related on ``ceph``, store ``ceph`` (rbd). Each
+upload names its store (``X-Image-Meta-Store``).
 
 One run measures, side by side, for each variant (a lever) and each cell (store x image size),
 ``--reps`` times, alternating which endpoint goes first:
@@ -17,9 +19,10 @@ One run measures, side by side, for each variant (a lever) and each cell (store 
 * the physical limit, once a rep: for upload the time ``md5sum`` plus ``sha512sum`` take on the
   source (glance hashes every byte with md5 and ``hashing_algorithm``), for download ``cat`` of
   the stored file(s) (the local store's file; swift's object ``.data`` files written by that
-  upload), at 1 and at 4 concurrent -- the ratio direct / limit;
-* CPU seconds per GiB moved by process (glance-api, haproxy, swift servers, the curl clients):
-  /proc/<pid>/stat utime+stime before/after, and the children's rusage for curl.
+  upload; for ceph, ``rbd export`` of the image), at 1 and at 4 concurrent -- the ratio
+  direct / limit;
+* CPU seconds per GiB moved by process (glance-api, haproxy, swift servers, ceph daemons, the
+  curl clients): /proc/<pid>/stat utime+stime before/after, and the children's rusage for curl.
 
 Each throughput is reported as best and median of the reps (MiB/s); ratios are best/best and
 median/median. Variants: the charm's default; haproxy levers the template does not render
@@ -37,7 +40,7 @@ ports, /etc/glance, /run and /var/lib/glance, so images land there, not in the m
 store; nothing it starts outlives it). Needs root and, for the swift store, the packages of
 ``swiftstack.SWIFT_PACKAGES`` installed; about 20 s to start the stack, 10 s for swift.
 
-Usage: ``sudo python bench/dataplane.py [--sizes 64,1024] [--stores local,swift] [--reps 3]
+Usage: ``sudo python bench/dataplane.py [--sizes 64,1024] [--stores local,swift,ceph] [--reps 3]
 [--reps-large 3] [--variants WORDS] [--smoke]``.
 """
 
@@ -74,7 +77,11 @@ MIB = 1024 * 1024
 STREAMS = 4  # concurrent streams
 ENDPOINTS = ("haproxy", "direct")
 PHASES = ("up1", "down1", f"up{STREAMS}", f"down{STREAMS}")
-PROCESSES = ("glance-api", "haproxy", "swift", "curl")
+PROCESSES = ("glance-api", "haproxy", "swift", "ceph", "curl")
+STORES = ("local", "swift", "ceph")
+# RAM for the bench's ceph OSD (memstore): 4 streams of the largest image stored at once,
+# and the images of one phase are deleted before the next
+CEPH_MEMSTORE_BYTES = 6 * 1024 * MIB
 # ---- waiting for a free machine -------------------------------------------------------------
 def busy_reasons() -> list[str]:
     """Why the stack cannot start now: ports in use, or glance/keystone/mariadb running."""
@@ -122,6 +129,16 @@ def hash_command(path: Path) -> list[str]:
 def cat_command(paths: Sequence[Path]) -> list[str]:
     """`cat` of the stored file(s) (the download's physical limit)."""
     return ["cat", *map(str, paths)]
+
+
+def rbd_export_command(ceph: Any, pool: str, image: str) -> list[str]:
+    """`rbd export POOL/IMAGE -` as client.admin (the ceph store's download limit).
+
+    librbd reading the whole image as glance's rbd driver does, minus glance: the rados
+    reads from the OSD, without the HTTP hop and glance-api's Python loop.
+    """
+    return ["rbd", "-c", str(ceph.conf), "--name", "client.admin", "--keyring",
+            str(ceph.admin_keyring), "export", "--no-progress", f"{pool}/{image}", "-"]
 
 
 @dataclass
@@ -192,6 +209,8 @@ def process_name(cmdline: str) -> str | None:
         return "haproxy"
     if "/usr/bin/swift-" in cmdline and "-server" in cmdline:
         return "swift"
+    if cmdline.startswith(("/usr/bin/ceph-osd", "/usr/bin/ceph-mon", "/usr/bin/ceph-mgr")):
+        return "ceph"
     return None
 
 
@@ -275,10 +294,11 @@ def best_median(values: Sequence[float]) -> tuple[float, float]:
 class DataPlane:
     """The stack plus the measurements."""
 
-    def __init__(self, stack: Any, work: Path, swift: Any = None) -> None:
+    def __init__(self, stack: Any, work: Path, swift: Any = None, ceph: Any = None) -> None:
         self.stack = stack
         self.work = work
         self.swift = swift
+        self.ceph = ceph
         self.client = stack.image_client()
         header = work / "token.hdr"
         header.touch(mode=0o600)
@@ -297,6 +317,23 @@ class DataPlane:
     def new_image(self, name: str) -> str:
         """Create a queued image record."""
         return str(self.client.create_image(name)["id"])
+
+    def read_limit_commands(self, store: str, images: Sequence[str], since: float,
+                            count: int) -> list[list[str]]:
+        """Commands that read what the store holds of `images`, `count` at once.
+
+        Files (local, swift): `cat` after a warm-up read (page cache warm, as the image glance
+        just wrote), swift's files split between the streams. Ceph: `rbd export` per image
+        (the memstore OSD keeps them in RAM).
+        """
+        if store == "ceph":
+            pool = read_option("ceph", "rbd_store_pool") or "glance"
+            return [rbd_export_command(self.ceph, pool, image) for image in images]
+        stored = self.stored_files(store, images, since)
+        for path in stored:
+            subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
+        parts = [stored[i::count] for i in range(count)]
+        return [cat_command(part) for part in parts if part]
 
     def stored_files(self, store: str, images: Sequence[str], since: float) -> list[Path]:
         """Where the store keeps these images: the local file, or swift's .data files.
@@ -351,16 +388,9 @@ class DataPlane:
             seconds[f"down{count}"].append(time.perf_counter() - started)
         cpu[f"down{count}"].append(use)
         if limits is not None:
-            stored = self.stored_files(store, images, since)
-            for path in stored:  # page cache warm, as the image glance just wrote
-                subprocess.run(["cat", str(path)], check=True, stdout=subprocess.DEVNULL)
             limits[f"up{count}"].append(concurrent_wall([hash_command(source)] * count))
-            if count == 1:
-                limits["down1"].append(concurrent_wall([cat_command(stored)]))
-            else:  # one cat per stream; swift's files split between them
-                parts = [stored[i::count] for i in range(count)]
-                limits[f"down{count}"].append(concurrent_wall(
-                    [cat_command(part) for part in parts if part]))
+            limits[f"down{count}"].append(concurrent_wall(
+                self.read_limit_commands(store, images, since, count)))
         for image in images:
             self.client.delete_image(image)
 
@@ -535,6 +565,8 @@ CHUNKED_BASELINE = "swift: chunked uploads (as glanceclient), charm default"
 
 def variants(stack: Any, smoke: bool) -> list[Variant]:
     """What is tried, in order (each on top of a fresh charm render)."""
+    from glance_charm.domain.stores import RBD_CHUNK_SIZE_MB  # the snapshot's charm
+
     cpus = os.cpu_count() or 1
     restore = charm_config(stack, worker_multiplier=None, hashing_algorithm=None)
     out = [Variant("charm default", restore)]
@@ -546,6 +578,9 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
 
     def swift_large(cell: Cell) -> bool:
         return cell[0] == "swift" and cell[1] >= 1024
+
+    def ceph(cell: Cell) -> bool:
+        return cell[0] == "ceph"
 
     def default_then(changes: dict[tuple[str, str], str | None]) -> Callable[[], None]:
         def apply() -> None:
@@ -587,6 +622,7 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
     ]
     segment = ("swift", "swift_store_large_object_chunk_size")
     large = ("swift", "swift_store_large_object_size")
+    rbd_chunk = ("ceph", "rbd_store_chunk_size")
     out += [
         Variant(CHUNKED_BASELINE, restore,
                 "size unknown to glance_store: segments of swift_store_large_object_chunk_size"
@@ -600,7 +636,13 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
         Variant("swift: large_object_size 512 MB (1 GiB as 200 MB segments, sized)",
                 default_then({large: "512"}), "charm: 5120 MB (one object up to 5 GiB)",
                 swift_large),
-        Variant("charm default, again (drift control)", restore, "", local),
+        # glance_store's rbd driver reads and writes the image `rbd_store_chunk_size` at a
+        # time, one synchronous librbd call each, and makes it the rbd object size (order)
+        Variant("ceph: rbd_store_chunk_size 4 MB", default_then({rbd_chunk: "4"}),
+                f"charm (as the classic charm): {RBD_CHUNK_SIZE_MB} MB", ceph),
+        Variant("ceph: rbd_store_chunk_size 32 MB", default_then({rbd_chunk: "32"}), "", ceph),
+        Variant("charm default, again (drift control)", restore, "",
+                lambda cell: local(cell) or ceph(cell)),
     ]
     return out
 
@@ -649,7 +691,7 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def _cpu(c: dict[str, float]) -> str:
-    return " / ".join(f"{c[name]:.2f}" for name in (*PROCESSES, "total"))
+    return " / ".join(f"{c.get(name, 0.0):.2f}" for name in (*PROCESSES, "total"))
 
 
 def _default_tables(default: dict[str, Any]) -> list[str]:
@@ -671,7 +713,7 @@ def _default_tables(default: dict[str, Any]) -> list[str]:
                 f"{_pair(r['direct_vs_limit'].get(phase), 2)} |")
     lines += [
         "\nCPU seconds per GiB moved (median of the reps), by process: glance-api / haproxy / "
-        "swift servers / curl / total; the charm's default:\n",
+        "swift servers / ceph daemons / curl / total; the charm's default:\n",
         "| store, size | phase | through haproxy | direct |", "|---|---|---|---|"]
     for cell, r in default.get("cells", {}).items():
         for phase in PHASES:
@@ -692,8 +734,8 @@ def _lever_row(name: str, entry: dict[str, Any], cell: str, r: dict[str, Any],
 
     def party(phase: str) -> str:
         c = r["cpu_s_per_gib"]["haproxy"][phase]
-        swift = f" + {c['swift']:.2f}" if c["swift"] else ""
-        return f"{c['glance-api']:.2f} + {c['haproxy']:.2f}{swift}"
+        store = "".join(f" + {c[name]:.2f}" for name in ("swift", "ceph") if c.get(name))
+        return f"{c['glance-api']:.2f} + {c['haproxy']:.2f}{store}"
 
     return (f"| {name} | {cell} ({r['reps']}) | " + " | ".join(cols) +
             f" | {party('up1')} | {party('down1')} | {entry.get('load_before')} |")
@@ -705,7 +747,7 @@ def _lever_table(variants: dict[str, Any]) -> list[str]:
         "\n#### Levers, each against its baseline in the same run\n",
         "Per phase: through-haproxy MiB/s median (x the baseline's median), then through "
         "haproxy / direct median (the lever's own); CPU s/GiB through haproxy, median: "
-        "glance-api + haproxy (+ swift); load average before the variant.\n",
+        "glance-api + haproxy (+ swift or ceph); load average before the variant.\n",
         "| variant | cell (reps) | " + " | ".join(PHASES) + " | CPU up1 | CPU down1 | load |",
         "|---|---|" + "---|" * len(PHASES) + "---|---|---|",
     ]
@@ -763,11 +805,11 @@ def stop_own_leftovers(private_namespace: bool) -> list[int]:
     return pids
 
 
-def measure_variants(stack: Any, swift: Any, options: argparse.Namespace,
+def measure_variants(stack: Any, swift: Any, ceph: Any, options: argparse.Namespace,
                      result: dict[str, Any], save: Callable[[], None]) -> None:
     """Apply and measure every variant on its cells; a failure is recorded, the rest run."""
     with tempfile.TemporaryDirectory(prefix="glance-dataplane-", dir="/var/tmp") as tmp:
-        plane = DataPlane(stack, Path(tmp), swift)
+        plane = DataPlane(stack, Path(tmp), swift, ceph)
         digests = {size: plane.prepare_source(size) for size in options.sizes}
         smallest = min(options.sizes)
         result["verified"] = {store: plane.verify_round_trip(digests[smallest], smallest, store)
@@ -838,6 +880,27 @@ def start_swift(stack: Any) -> Any:
     return swift
 
 
+def start_ceph(stack: Any) -> Any:
+    """The functional tier's real ceph (memstore OSD), related to glance as ceph-mon relates.
+
+    The charm sends its broker request, the functional CephMon answers it as ceph-mon's
+    leader does (pool `glance`, key), and glance gets its `ceph` rbd store.
+    """
+    from tests.functional import realstack
+    from tests.functional.cephstack import CEPH_PACKAGES, CephCluster, CephMon
+
+    missing = realstack.missing_packages(list(CEPH_PACKAGES))
+    if missing:
+        raise SystemExit(f"the ceph store needs {' '.join(missing)} installed (apt-get install"
+                         " on the machine; the sandbox has no network)")
+    ceph = CephCluster(memstore_bytes=CEPH_MEMSTORE_BYTES)
+    ceph.start()
+    stack.relate_ceph(CephMon(ceph))
+    stack.wait_healthy()
+    settle_healthy()
+    return ceph
+
+
 def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Start the stack (and swift) from the snapshot, measure, stop everything we started."""
     import platform
@@ -851,7 +914,7 @@ def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> 
                               "charm": options.charm_label, "verified": None,
                               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     stack = GlanceStack()
-    swift = None
+    swift = ceph = None
     started = time.monotonic()
     try:
         stack.start()
@@ -862,11 +925,17 @@ def run(options: argparse.Namespace, save: Callable[[dict[str, Any]], None]) -> 
         settle_healthy()
         if "swift" in options.stores:
             swift = start_swift(stack)
-        measure_variants(stack, swift, options, result, lambda: save(result))
+        if "ceph" in options.stores:
+            ceph = start_ceph(stack)
+        measure_variants(stack, swift, ceph, options, result, lambda: save(result))
         result["hashlib_mib_s"] = hash_speeds()
     finally:
         if swift is not None:
             swift.stop()
+        if ceph is not None:
+            with contextlib.suppress(Exception):
+                stack.remove("ceph")  # the charm lets go of the cluster before it stops
+            ceph.stop()
         stack.stop()
         result["stopped_leftovers"] = stop_own_leftovers(not options.no_namespace)
     result["machine"] = {
@@ -881,7 +950,8 @@ def main() -> int:
     """Parse options, wait for a free machine, measure, print markdown (+ JSON)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64,1024", help="image sizes in MiB, comma-separated")
-    parser.add_argument("--stores", default="local,swift", help="local and/or swift")
+    parser.add_argument("--stores", default="local,swift",
+                        help=f"comma-separated, of {', '.join(STORES)}")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--reps-large", type=int, default=None,
                         help="reps for sizes >= 1024 MiB (default: 3)")
@@ -910,8 +980,8 @@ def main() -> int:
         options.sizes, options.reps, options.stores = "64", 1, "local"
     options.sizes = [int(size) for size in str(options.sizes).split(",") if size]
     options.stores = [store for store in options.stores.split(",") if store]
-    if not set(options.stores) <= {"local", "swift"}:
-        parser.error("--stores: local and/or swift")
+    if not set(options.stores) <= set(STORES):
+        parser.error(f"--stores: of {', '.join(STORES)}")
     if options.reps_large is None:
         options.reps_large = min(3, options.reps)
     if not options.no_namespace:
