@@ -600,13 +600,15 @@ def variants(stack: Any, smoke: bool) -> list[Variant]:
         Variant("haproxy: http-reuse aggressive (no http-server-close)",
                 haproxy_lines(restore, "backend", (), {close: "http-reuse aggressive"}),
                 "", local),
-        # kernel splicing: bodies move socket to socket in the kernel (pipes), which should
-        # cut haproxy's CPU where CPU is the limit (4 concurrent downloads on 2 cores)
-        Variant("haproxy: option splice-response",
-                haproxy_lines(restore, "defaults", ("option splice-response",)),
-                "zero-copy response bodies (server to client)", local),
+        # kernel splicing: bodies move socket to socket in the kernel (pipes). The charm
+        # splices responses (bench/RESULTS.md §10); these measure without it, and both ways
+        Variant("haproxy: no option splice-response",
+                haproxy_lines(restore, "defaults", (),
+                              {"option splice-response": "no option splice-response"}),
+                "response bodies copied through haproxy's buffers (before §10)", local),
         Variant("haproxy: option splice-auto",
-                haproxy_lines(restore, "defaults", ("option splice-auto",)),
+                haproxy_lines(restore, "defaults", (),
+                              {"option splice-response": "option splice-auto"}),
                 "haproxy splices where it expects a gain, both ways", local),
     ]
     chunk = ("local", "filesystem_store_chunk_size")

@@ -8,7 +8,8 @@ any user-space hop on loopback: the same response bodies, from one origin, go to
 
 * direct from the origin;
 * through haproxy, with the haproxy.cfg the charm renders (``HaproxyConfig.render()`` of the
-  snapshot's charm, one backend: the origin) -- and with ``option splice-response`` added;
+  snapshot's charm, one backend: the origin), with and without ``option splice-response``
+  (which the charm renders since bench/RESULTS.md §10);
 * through ``socat`` (read/write relay, 256 KiB buffer), the plainest user-space TCP hop;
 * through a splice relay (this file, ``os.splice`` socket -> pipe -> socket, 1 MiB pipe): the
   bytes never enter user space, the kernel floor of a hop.
@@ -52,7 +53,7 @@ ORIGIN_PORT, SOCAT_PORT, SPLICE_PORT = 8800, 8802, 8803
 HAPROXY_PORTS = {False: 8801, True: 8804}  # splice-response off / on
 PIPE_SIZE = MIB  # F_SETPIPE_SZ for the splice relay (the default pipe holds 64 KiB)
 F_SETPIPE_SZ = 1031
-HAPROXY_NAMES = {False: "haproxy (charm's haproxy.cfg)", True: "haproxy + splice-response"}
+HAPROXY_NAMES = {False: "haproxy, no splice-response", True: "haproxy, splice-response"}
 
 
 # ---- the origin and the splice relay (run as child processes of this file) -----------------
@@ -186,10 +187,13 @@ def haproxy_config(work: Path, splice: bool) -> Path:
                         user=None, group=None, chroot=None,
                         stats_socket=str(work / f"haproxy-{int(splice)}.sock"))
     text = cfg.render().decode()
-    if splice:
+    rendered = "    option splice-response\n" in text  # the charm splices since RESULTS.md §10
+    if splice and not rendered:
         text = text.replace("    option httplog\n",
                             "    option httplog\n    option splice-response\n")
-        assert "splice-response" in text
+    elif rendered and not splice:
+        text = text.replace("    option splice-response\n", "    no option splice-response\n")
+    assert ("    option splice-response\n" in text) == splice
     path = work / f"haproxy-{int(splice)}.cfg"
     path.write_text(text.replace("log /dev/log", "log stdout"))
     return path
