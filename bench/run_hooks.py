@@ -35,6 +35,7 @@ import contextlib
 import copy
 import hashlib
 import http.server
+import importlib.util
 import io
 import json
 import os
@@ -67,7 +68,25 @@ CHARM_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm"
 # The hook bench also hides /run (the pidfiles the charm reads; the stand-in `service` keeps
 # them) and /var/lib/dpkg (the package database the charm reads; the stand-in apt keeps it).
 PRIVATE_DIRS = (*CHARM_DIRS, "/run", "/var/lib/dpkg")
-PIDFILES = {"glance-api": "/run/glance/glance-api.pid", "haproxy": "/run/haproxy.pid"}
+
+
+def _charm_pidfiles() -> dict[str, str]:
+    """The pidfiles the charm reads (its distro.PIDFILES): the stand-in `service` keeps each.
+
+    Read from the charm's own module (standard library only), so a service the charm starts
+    to watch is kept by the stand-in too: a service missing here looks stopped to the charm,
+    and every steady hook then reconciles and starts it again.
+    """
+    path = REPO / "src" / "glance_charm" / "domain" / "distro.py"
+    spec = importlib.util.spec_from_file_location("_bench_charm_distro", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return dict(module.PIDFILES)
+
+
+PIDFILES = _charm_pidfiles()
 DPKG_STATUS = "/var/lib/dpkg/status"
 SEEDED_DIRS = ("/etc/glance", "/etc/haproxy")  # copied from the machine; the others start empty
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
