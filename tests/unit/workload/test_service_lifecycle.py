@@ -231,9 +231,9 @@ def new_master(services: ServiceManager, timeout: float = 10.0) -> set[tuple[int
     """The new master, from the pidfile, once it has exec'd.
 
     The restart returns when the pidfile is written, as start-stop-daemon --background
-    does; until the child's exec is done its command line is the script's, then briefly
-    empty (the kernel installs the new image before its arguments), and `processes` does
-    not take it for glance-api.
+    does, while the child may still be exec'ing: within an exec its command line is briefly
+    empty (the kernel installs the new image before its arguments), and `processes`, which
+    checks the pidfile's pid is glance-api by its command line, does not see it then.
     """
     deadline = time.monotonic() + timeout
     while not (found := services.processes("glance-api")) and time.monotonic() < deadline:
