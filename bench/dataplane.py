@@ -867,15 +867,21 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def require_packages(store: str, packages: Sequence[str]) -> None:
+    """Stop with what to install when the store's packages are missing (no network inside)."""
+    from tests.functional import realstack
+
+    missing = realstack.missing_packages(list(packages))
+    if missing:
+        raise SystemExit(f"the {store} store needs {' '.join(missing)} installed (apt-get"
+                         " install on the machine; the sandbox has no network)")
+
+
 def start_swift(stack: Any) -> Any:
     """The functional tier's real swift, related to glance on object-store (both stores)."""
-    from tests.functional import realstack
     from tests.functional.swiftstack import SWIFT_PACKAGES, SwiftStack
 
-    missing = realstack.missing_packages(list(SWIFT_PACKAGES))
-    if missing:
-        raise SystemExit(f"the swift store needs {' '.join(missing)} installed (apt-get install"
-                         " on the machine; the sandbox has no network)")
+    require_packages("swift", SWIFT_PACKAGES)
     swift = SwiftStack(stack.keystone)
     swift.start()
     stack.relate_object_store(swift)
@@ -890,13 +896,9 @@ def start_ceph(stack: Any) -> Any:
     The charm sends its broker request, the functional CephMon answers it as ceph-mon's
     leader does (pool `glance`, key), and glance gets its `ceph` rbd store.
     """
-    from tests.functional import realstack
     from tests.functional.cephstack import CEPH_PACKAGES, CephCluster, CephMon
 
-    missing = realstack.missing_packages(list(CEPH_PACKAGES))
-    if missing:
-        raise SystemExit(f"the ceph store needs {' '.join(missing)} installed (apt-get install"
-                         " on the machine; the sandbox has no network)")
+    require_packages("ceph", CEPH_PACKAGES)
     ceph = CephCluster(memstore_bytes=CEPH_MEMSTORE_BYTES)
     ceph.start()
     stack.relate_ceph(CephMon(ceph))

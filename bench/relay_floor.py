@@ -27,6 +27,7 @@ Usage: ``sudo python bench/relay_floor.py [--size-mib 1024] [--reps 5] [--json F
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import run_hooks
+from dataplane import concurrent_wall, load_average
 
 MIB = 1024 * 1024
 STREAMS = (1, 4)
@@ -98,7 +100,6 @@ def splice_relay(port: int, upstream: int) -> None:
     def pump(src: socket.socket, dst: socket.socket) -> None:
         read_end, write_end = os.pipe()
         try:
-            import fcntl
             fcntl.fcntl(read_end, F_SETPIPE_SZ, PIPE_SIZE)
             while (moved := os.splice(src.fileno(), write_end, PIPE_SIZE)) > 0:
                 while moved:
@@ -154,13 +155,8 @@ def cpu_of(parties: dict[str, int]) -> Iterator[dict[str, float]]:
 
 def download(port: int, streams: int) -> float:
     """Seconds for `streams` concurrent curl downloads of the body (discarded)."""
-    started = time.perf_counter()
-    procs = [subprocess.Popen(["curl", "-sS", "--fail", "-o", "/dev/null",
-                               f"http://127.0.0.1:{port}/image"]) for _ in range(streams)]
-    codes = [proc.wait() for proc in procs]
-    if any(codes):
-        raise RuntimeError(f"curl via :{port} failed: {codes}")
-    return time.perf_counter() - started
+    curl = ["curl", "-sS", "--fail", "-o", "/dev/null", f"http://127.0.0.1:{port}/image"]
+    return concurrent_wall([curl] * streams)
 
 
 def wait_answers(port: int, timeout: float = 20.0) -> None:
@@ -329,7 +325,7 @@ def main() -> int:
     if os.geteuid() != 0:
         parser.error("needs root (a private network namespace)")
     reexec_in_netns()
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="glance-relay-floor-", dir="/var/tmp") as tmp:
         work = Path(tmp)
         charm = run_hooks.snapshot(work / "code", options.source, run_hooks.CHARM_FILES)
@@ -338,7 +334,7 @@ def main() -> int:
     result["charm"] = charm
     result["machine"] = {"nproc": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
                          "load_before": load_before,
-                         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+                         "load_after": load_average()}
     if options.json:
         options.json.write_text(json.dumps(result, indent=1))
     print(markdown(result))

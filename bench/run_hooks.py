@@ -68,25 +68,6 @@ CHARM_DIRS = ("/etc/glance", "/etc/haproxy", "/var/lib/glance", "/var/lib/charm"
 # The hook bench also hides /run (the pidfiles the charm reads; the stand-in `service` keeps
 # them) and /var/lib/dpkg (the package database the charm reads; the stand-in apt keeps it).
 PRIVATE_DIRS = (*CHARM_DIRS, "/run", "/var/lib/dpkg")
-
-
-def _charm_pidfiles() -> dict[str, str]:
-    """The pidfiles the charm reads (its distro.PIDFILES): the stand-in `service` keeps each.
-
-    Read from the charm's own module (standard library only), so a service the charm starts
-    to watch is kept by the stand-in too: a service missing here looks stopped to the charm,
-    and every steady hook then reconciles and starts it again.
-    """
-    path = REPO / "src" / "glance_charm" / "domain" / "distro.py"
-    spec = importlib.util.spec_from_file_location("_bench_charm_distro", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return dict(module.PIDFILES)
-
-
-PIDFILES = _charm_pidfiles()
 DPKG_STATUS = "/var/lib/dpkg/status"
 SEEDED_DIRS = ("/etc/glance", "/etc/haproxy")  # copied from the machine; the others start empty
 GLANCE_CONF = Path("/etc/glance/glance-api.conf")
@@ -132,6 +113,25 @@ def snapshot(dest: Path, source: str, paths: tuple[str, ...] = CHARM_FILES) -> s
         else:
             shutil.copy2(src, dest / name)
     return "work tree (uncommitted changes included)"
+
+
+def charm_pidfiles(charm_dir: Path) -> dict[str, str]:
+    """The pidfiles the measured charm reads (its distro.PIDFILES): the stand-in keeps each.
+
+    Read from that charm's own module (standard library only), so a service the charm
+    watches is kept by the stand-in `service` too: one missing here looks stopped to the
+    charm, and every steady hook then reconciles and starts it again.
+    """
+    path = charm_dir / "src" / "glance_charm" / "domain" / "distro.py"
+    spec = importlib.util.spec_from_file_location("_bench_charm_distro", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return dict(module.PIDFILES)
 
 
 def build_charm_dir(dest: Path, source: str) -> str:
@@ -287,8 +287,8 @@ class Deployment:
     consumer_mode: str = "relations"  # one relation per consumer app, or N units of one app
 
 
-def empty_state(config: dict[str, Any]) -> dict[str, Any]:
-    """A freshly deployed unit: no relations, nothing installed."""
+def empty_state(config: dict[str, Any], pidfiles: dict[str, str]) -> dict[str, Any]:
+    """A freshly deployed unit: no relations, nothing installed; `pidfiles` the charm's."""
     return {
         "model": {"name": "bench", "uuid": MODEL_UUID},
         "unit": UNIT, "leader": True, "config": config, "relations": {},
@@ -298,7 +298,7 @@ def empty_state(config: dict[str, Any]) -> dict[str, Any]:
         "packages": {}, "services": {},
         # Files the charm reads instead of running dpkg-query / `service status`; the
         # stand-ins keep them (only inside the benchmark's private mount namespace).
-        "pidfiles": PIDFILES if os.environ.get("BENCH_IN_NAMESPACE") == "1" else {},
+        "pidfiles": pidfiles if os.environ.get("BENCH_IN_NAMESPACE") == "1" else {},
         "dpkg_status": DPKG_STATUS if os.environ.get("BENCH_IN_NAMESPACE") == "1" else "",
         "service_pid": os.getpid(),
     }
@@ -458,11 +458,12 @@ class Bench:
         self.sandbox = sandbox
         self.charm_dir = work / "charm"
         self.source_label = build_charm_dir(self.charm_dir, source)
+        self.pidfiles = charm_pidfiles(self.charm_dir)
         self.bin_dir = work / "bin"
         self.state_path = work / "state.json"
         self.log_path = work / "tools.log"
         self.tools = tools
-        self.state_path.write_text(json.dumps(empty_state({})))
+        self.state_path.write_text(json.dumps(empty_state({}, self.pidfiles)))
         self.server: hooktools.ToolServer | None = None
         if tools == "daemon":
             self.server = hooktools.ToolServer(str(self.state_path), str(self.log_path)).start()
@@ -508,7 +509,7 @@ class Bench:
             self.sandbox.reset()
         with self.edit() as state:
             state.clear()
-            state.update(empty_state(deployment_config(deployment)))
+            state.update(empty_state(deployment_config(deployment), self.pidfiles))
             hooktools.write_dpkg_status(state)
 
     def add_relation(self, spec: dict[str, Any], with_units: bool) -> str:

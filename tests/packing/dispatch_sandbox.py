@@ -46,7 +46,7 @@ def main(charm_dir: Path, python: str, workdir: Path, hooks: list[str]) -> int:
     py_dir.mkdir(exist_ok=True)
     (py_dir / "python3").symlink_to(python)
     state_path, log_path = workdir / "state.json", workdir / "tools.log"
-    state = run_hooks.empty_state(run_hooks.default_config())
+    state = run_hooks.empty_state(run_hooks.default_config(), run_hooks.charm_pidfiles(charm_dir))
     hooktools.write_dpkg_status(state)
     state_path.write_text(json.dumps(state))
     runs = []
